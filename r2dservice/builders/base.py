@@ -1,0 +1,60 @@
+"""The interface every builder implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from traitlets.config import LoggingConfigurable
+
+from ..events import Event
+
+Emit = Callable[[Event], None]
+
+
+class BuildFailed(Exception):
+    """A build ended without an image. The message is shown to the person who asked."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything a builder needs to know about one build. No HTTP, no config objects."""
+
+    name: str  # deterministic from the image, DNS-safe (<= 63): the pod name
+    image_name: str  # full reference, "<prefix><name>:<tag>"
+    repo_url: str  # what repo2docker fetches
+    ref: str  # the resolved, immutable ref (commit)
+    provider: str = ""  # "gh", "gl", "git", "gist"
+    spec: str = ""  # the spec as asked, for labels and annotations
+    push: bool = False  # push the image to a registry when built
+    user: str = ""  # who asked, for records and labels
+    labels: dict = field(default_factory=dict)
+
+
+class Builder(LoggingConfigurable):
+    """Runs builds.
+
+    `build()` emits progress events (fetching/building/pushing, repo2docker's lines)
+    through `emit`, returns when the image is built (and pushed, with push), raises
+    BuildFailed with a message a person can act on otherwise, and on cancellation
+    (asyncio.CancelledError) stops the build and cleans up before re-raising.
+    The BuildManager owns waiting/built/ready/failed: builders never emit those.
+    """
+
+    async def start(self) -> list[BuildRequest]:
+        """Called once at service start. Returns builds already running that
+        this builder can follow (a restarted service adopts them)."""
+        return []
+
+    async def stop(self) -> None:
+        """Called at service shutdown; running builds are left to finish where possible."""
+
+    async def build(self, request: BuildRequest, emit: Emit) -> None:
+        raise NotImplementedError
+
+    async def follow(self, request: BuildRequest, emit: Emit) -> None:
+        """Follow a build adopted from start(); same contract as build()."""
+        raise NotImplementedError

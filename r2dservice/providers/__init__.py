@@ -1,0 +1,1 @@
+"""Repository providers: resolve a spec's ref to an immutable commit."""

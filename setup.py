@@ -1,0 +1,59 @@
+"""r2dservice: repo2docker builds as a JupyterHub service."""
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def data_files():
+    """Install share/r2dservice/ under <prefix>/share/r2dservice/, as JupyterHub does."""
+    out = []
+    for root, _dirs, files in os.walk(os.path.join("share", "r2dservice")):
+        if files:
+            out.append((root, [os.path.join(root, f) for f in files]))
+    return out
+
+
+version_ns = {}
+with open(os.path.join(here, "r2dservice", "_version.py")) as f:
+    exec(f.read(), version_ns)
+
+setup(
+    name="r2dservice",
+    version=version_ns["__version__"],
+    description="Build container images from repositories with repo2docker, as a JupyterHub service",
+    long_description=open(os.path.join(here, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=["r2dservice", "r2dservice.*"]),
+    include_package_data=True,
+    package_data={"r2dservice": ["*.yaml"]},
+    data_files=data_files(),
+    install_requires=[
+        "tornado>=6.2",
+        "traitlets>=5.9",
+        "aiohttp>=3.9",
+        "jupyterhub>=4",
+        "jupyter-repo2docker>=2025.8",
+        "escapism>=1.0",
+        "sqlalchemy>=2",
+        "prometheus_client>=0.17",
+        "kubernetes_asyncio>=29",
+        "pyyaml",
+        "jinja2",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-asyncio>=0.23",
+            "kubernetes-validate",
+            "playwright",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["r2dservice = r2dservice.app:main"],
+    },
+)
