@@ -44,6 +44,11 @@ class Builder(LoggingConfigurable):
     The BuildManager owns waiting/built/ready/failed: builders never emit those.
     """
 
+    def fingerprint(self) -> str:
+        """A digest of this builder's configuration that changes the image it makes
+        (builder image, repo2docker arguments); part of the image tag. "" for none."""
+        return ""
+
     async def start(self) -> list[BuildRequest]:
         """Called once at service start. Returns builds already running that
         this builder can follow (a restarted service adopts them)."""
