@@ -52,9 +52,14 @@ def image_name(
     return name
 
 
+_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+
+
 def validate_image_name(name: str) -> None:
     m = REFERENCE_RE.match(name)
-    if not m or len(m.group("name")) > 255:
+    # A first component is a host only with a '.' or ':' or as "localhost" (Docker's
+    # rule); otherwise it is part of the path and must be lowercase like the rest.
+    if not m or len(m.group("name")) > 255 or not _PATH_RE.match(split_image_name(name)[1]):
         raise NamingError(
             f"{name!r} is not a valid image reference; check c.R2DService.image_prefix "
             "(lowercase letters, digits and . _ - separators, optionally after 'host:port/')"

@@ -44,6 +44,10 @@ class Builder(LoggingConfigurable):
     The BuildManager owns waiting/built/ready/failed: builders never emit those.
     """
 
+    # True when builds run outside this process (pods) and a restarted service can
+    # adopt them: then shutdown detaches from running builds instead of cancelling them.
+    survives_restart = False
+
     def fingerprint(self) -> str:
         """A digest of this builder's configuration that changes the image it makes
         (builder image, repo2docker arguments); part of the image tag. "" for none."""
@@ -55,7 +59,10 @@ class Builder(LoggingConfigurable):
         return []
 
     async def stop(self) -> None:
-        """Called at service shutdown; running builds are left to finish where possible."""
+        """Called at service shutdown, before the manager cancels the tasks running
+        build()/follow(). A builder with survives_restart must remember that it is
+        stopping and, when those tasks are then cancelled, leave its builds running
+        (for the next start() to adopt) instead of deleting them."""
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
         raise NotImplementedError

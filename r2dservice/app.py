@@ -1,0 +1,339 @@
+"""The R2DService application: configuration, wiring, routes, start and stop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.log import LogFormatter
+from traitlets import Any, Bool, Float, Integer, Unicode, default, import_item, validate
+from traitlets.config import Application, catch_config_error
+
+from ._version import __version__
+from .builders.base import Builder
+from .builds import BuildManager
+from .handlers import api, build, health
+from .naming import NamingError, split_image_name, validate_image_name
+
+BUILDERS = {
+    "local": "r2dservice.builders.local.LocalBuilder",
+    "kubernetes": "r2dservice.builders.kubernetes.KubernetesBuilder",
+}
+
+aliases = {
+    "f": "R2DService.config_file",
+    "config": "R2DService.config_file",
+    "ip": "R2DService.ip",
+    "port": "R2DService.port",
+    "base-url": "R2DService.base_url",
+    "builder": "R2DService.builder_class",
+    "image-prefix": "R2DService.image_prefix",
+    "log-level": "Application.log_level",
+}
+flags = {
+    "generate-config": (
+        {"R2DService": {"generate_config": True}},
+        "Write a commented configuration file (to -f, default r2dservice_config.py) and exit.",
+    ),
+    "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at debug level."),
+    "no-auth": (
+        {"R2DService": {"auth_enabled": False}},
+        "Turn authentication off: ANYONE who can reach the service can build.",
+    ),
+}
+
+
+class R2DService(Application):
+    """Build container images from repositories with repo2docker."""
+
+    name = "r2dservice"
+    version = __version__
+    description = """Build container images from repositories with repo2docker, as a
+    JupyterHub service, and stream the builds' progress (BinderHub-compatible)."""
+    examples = """
+    r2dservice --generate-config            # write r2dservice_config.py
+    r2dservice -f r2dservice_config.py      # run with it
+    r2dservice build-pod -f config.py gh/owner/repo/main --ref <sha>
+    """
+    aliases = aliases
+    flags = flags
+    subcommands = {
+        "build-pod": (
+            "r2dservice.buildpod.BuildPodApp",
+            "Print the Kubernetes build pod manifest for a repository, without a cluster.",
+        ),
+    }
+
+    config_file = Unicode(
+        "r2dservice_config.py", config=True, help="The configuration file to load (-f)."
+    )
+    generate_config = Bool(
+        False, config=True, help="Write a commented configuration file and exit."
+    )
+    ip = Unicode("127.0.0.1", config=True, help="The address the service listens on.")
+    port = Integer(8585, config=True, help="The port the service listens on.")
+    base_url = Unicode(
+        "/",
+        config=True,
+        help="""The URL prefix every route lives under (under JupyterHub:
+        /services/<name>/).""",
+    )
+
+    @validate("base_url")
+    def _slashes(self, proposal):
+        value = "/" + proposal.value.strip("/")
+        return value if value == "/" else value + "/"
+
+    auth_enabled = Bool(
+        True,
+        config=True,
+        help="""Require JupyterHub authentication. Set to False only on purpose: then
+        anyone who can reach the service can build, see and cancel every build.""",
+    )
+    builder_class = Unicode(
+        "local",
+        config=True,
+        help="""How builds run: "local" (a repo2docker process against the local Docker
+        engine), "kubernetes" (build pods), or the import path of a Builder subclass.""",
+    )
+    image_prefix = Unicode(
+        "r2d-",
+        config=True,
+        help="""Prefix of every image name. With a registry, start it with the registry's
+        host (and port): "registry.example.org:5000/binder/r2d-".""",
+    )
+    use_registry = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Push images to a registry and look for them there. Default: yes when
+        image_prefix names a registry host or the builder is "kubernetes"; otherwise
+        images stay in the local Docker engine.""",
+    )
+    keepalive_interval = Float(
+        15, config=True, help="Seconds between `:keepalive` comments on idle event streams."
+    )
+
+    build_manager = Any()
+    builder = Any()
+    registry = Any()
+    resolver = Any()
+
+    def _classes(self):
+        from .builders.local import LocalBuilder
+        from .providers.resolver import Resolver
+        from .registry import LocalImageChecker, RegistryImageChecker
+
+        classes = [R2DService, BuildManager, LocalBuilder, RegistryImageChecker, LocalImageChecker, Resolver]
+        try:
+            from .builders.kubernetes import KubernetesBuilder
+
+            classes.append(KubernetesBuilder)
+        except ImportError:
+            pass
+        try:
+            from .providers.resolver import provider_classes
+
+            classes.extend(provider_classes())
+        except ImportError:
+            pass
+        return classes
+
+    @default("classes")
+    def _classes_default(self):
+        return self._classes()
+
+    @default("log_format")
+    def _log_format(self):
+        return "%(color)s[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d]%(end_color)s %(message)s"
+
+    @default("log_datefmt")
+    def _log_datefmt(self):
+        return "%Y-%m-%d %H:%M:%S"
+
+    def _log_default(self):
+        log = logging.getLogger("r2dservice")
+        log.propagate = False
+        if not log.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(LogFormatter(fmt=self.log_format, datefmt=self.log_datefmt))
+            log.addHandler(handler)
+        log.setLevel(self.log_level)
+        return log
+
+    @catch_config_error
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        if self.subapp is not None:
+            return
+        if self.generate_config:
+            return
+        if self.config_file and os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+        elif "-f" in (argv or sys.argv) or "--config" in " ".join(argv or sys.argv):
+            self.exit_with(f"Configuration file {self.config_file} not found.")
+        # Command-line settings win over the file's.
+        self.update_config(self.cli_config)
+        for logger in ("tornado.access", "tornado.application", "tornado.general"):
+            logging.getLogger(logger).parent = self.log
+        self.init_components()
+
+    def exit_with(self, message: str) -> None:
+        self.log.critical(message)
+        self.exit(1)
+
+    @property
+    def pushes(self) -> bool:
+        if self.use_registry is not None:
+            return self.use_registry
+        if self.builder_class == "kubernetes":
+            return True
+        try:
+            host, _, _ = split_image_name(self.image_prefix + "x:y")
+        except NamingError:
+            return False
+        return bool(host)
+
+    def init_components(self) -> None:
+        from .providers.resolver import Resolver
+        from .registry import LocalImageChecker, RegistryImageChecker
+
+        try:
+            validate_image_name(self.image_prefix + "x:y")
+        except NamingError:
+            self.exit_with(
+                f"c.R2DService.image_prefix = {self.image_prefix!r} does not make valid image "
+                "names: use lowercase letters, digits and . _ - / (and host:port/ first)."
+            )
+        if not self.auth_enabled:
+            self.log.warning(
+                "Authentication is OFF (c.R2DService.auth_enabled = False): "
+                "ANYONE who can reach %s:%s can build images, see and cancel every build.",
+                self.ip, self.port,
+            )
+        builder_path = BUILDERS.get(self.builder_class, self.builder_class)
+        try:
+            builder_cls = import_item(builder_path)
+        except (ImportError, AttributeError) as e:
+            self.exit_with(
+                f"c.R2DService.builder_class = {self.builder_class!r}: cannot import it ({e}). "
+                f"Use one of {sorted(BUILDERS)} or an importable Builder subclass."
+            )
+        if not (isinstance(builder_cls, type) and issubclass(builder_cls, Builder)):
+            self.exit_with(f"{builder_path} is not a r2dservice Builder subclass.")
+        self.builder = builder_cls(parent=self, log=self.log)
+        checker = RegistryImageChecker if self.pushes else LocalImageChecker
+        self.registry = checker(parent=self, log=self.log)
+        self.resolver = Resolver(parent=self, log=self.log)
+        self.build_manager = BuildManager(
+            parent=self,
+            log=self.log,
+            builder=self.builder,
+            registry=self.registry,
+            resolver=self.resolver,
+            image_prefix=self.image_prefix,
+        )
+
+    def routes(self) -> list:
+        b = self.base_url
+        spec = r"(?P<provider>[^/]+)/(?P<spec>.+)"
+        return [
+            (rf"{b}build/{spec}", build.BuildStreamHandler),
+            (rf"{b}api/builds", api.BuildsHandler),
+            (rf"{b}api/builds/(?P<build_id>[^/]+)", api.BuildHandler),
+            (rf"{b}api/builds/(?P<build_id>[^/]+)/cancel", api.CancelHandler),
+            (rf"{b}api/builds/(?P<build_id>[^/]+)/events", api.EventsHandler),
+            (rf"{b}api/builds/(?P<build_id>[^/]+)/log", api.LogHandler),
+            (rf"{b}api/images/{spec}", api.ImageHandler),
+            (rf"{b}api/repoproviders", api.RepoProvidersHandler),
+            (rf"{b}health", health.HealthHandler),
+            (rf"{b}versions", health.VersionsHandler),
+        ]
+
+    def make_app(self) -> tornado.web.Application:
+        return tornado.web.Application(
+            self.routes(),
+            build_manager=self.build_manager,
+            base_url=self.base_url,
+            keepalive_interval=self.keepalive_interval,
+            health_checks=self.health_checks,
+            builder_info={"class": type(self.builder).__name__},
+            authenticator=None,
+            log_function=self._log_request,
+        )
+
+    def _log_request(self, handler) -> None:
+        status = handler.get_status()
+        level = logging.DEBUG if handler.request.path.endswith("/health") and status < 400 else (
+            logging.INFO if status < 400 else logging.WARNING
+        )
+        r = handler.request
+        self.log.log(level, "%d %s %s (%s) %.2fms", status, r.method, r.path, r.remote_ip, 1000 * r.request_time())
+
+    async def health_checks(self) -> list[dict]:
+        from .registry import RegistryError
+
+        checks = []
+        try:
+            await self.registry.exists(self.image_prefix + "health-check:none")
+            checks.append({"service": "images", "ok": True})
+        except RegistryError as e:
+            checks.append({"service": "images", "ok": False, "message": str(e)})
+        checks.append(
+            {
+                "service": "builds",
+                "ok": True,
+                "running": self.build_manager.running_count,
+                "queued": self.build_manager.queue_length,
+            }
+        )
+        return checks
+
+    def write_config_file(self) -> None:
+        path = self.config_file
+        if os.path.exists(path):
+            self.exit_with(f"{path} exists already; remove it or name another file with -f.")
+        with open(path, "w") as f:
+            f.write(self.generate_config_file())
+        print(f"Wrote {path}")
+
+    async def serve(self) -> None:
+        if not self.auth_enabled:
+            pass
+        await self.build_manager.start()
+        self.http_server = HTTPServer(self.make_app(), xheaders=True, idle_connection_timeout=3600)
+        self.http_server.listen(self.port, self.ip)
+        self.log.info("r2dservice %s listening on http://%s:%d%s", __version__, self.ip, self.port, self.base_url)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Installed explicitly: a hub-managed service may inherit an ignored SIGINT.
+            loop.add_signal_handler(sig, stopped.set)
+        await stopped.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self.log.info("Shutting down")
+        self.http_server.stop()
+        await self.build_manager.stop()
+        await self.registry.close()
+        await self.resolver.close()
+
+    def start(self):
+        if self.subapp is not None:
+            return self.subapp.start()
+        if self.generate_config:
+            return self.write_config_file()
+        if self.auth_enabled:
+            self.exit_with(
+                "JupyterHub authentication is not available yet in this version: "
+                "run with c.R2DService.auth_enabled = False (--no-auth) on purpose."
+            )
+        asyncio.run(self.serve())
+
+
+main = R2DService.launch_instance

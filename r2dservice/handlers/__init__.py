@@ -1,0 +1,1 @@
+"""Thin tornado handlers: they parse, check permissions, and call the BuildManager."""

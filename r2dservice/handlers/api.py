@@ -1,0 +1,121 @@
+"""The REST API under <prefix>api/: builds as resources, image lookup, providers."""
+from __future__ import annotations
+
+from tornado import web
+
+from ..builds import BuildRejected
+from ..spec import split_spec
+from .base import BaseHandler
+from .sse import last_event_id, start_sse, stream_build
+
+
+class APIHandler(BaseHandler):
+    def check_xsrf_cookie(self):
+        # Token-authenticated API calls carry no cookie to forge; the auth layer
+        # enforces XSRF for cookie-authenticated ones.
+        auth = self.settings.get("authenticator")
+        if auth:
+            auth.check_xsrf(self)
+
+    def prepare(self):
+        if not self.caller.may_use:
+            raise web.HTTPError(403, "You may not use this service.")
+
+    def build_or_404(self, build_id: str):
+        build = self.manager.get(build_id)
+        if build is None or not self.caller.may_see(build.request.user):
+            raise web.HTTPError(404, "No build with id %s", build_id)
+        return build
+
+    def build_json(self, build) -> dict:
+        d = build.summary()
+        base = self.settings["base_url"]
+        d["links"] = {
+            "self": f"{base}api/builds/{build.id}",
+            "events": f"{base}api/builds/{build.id}/events",
+            "log": f"{base}api/builds/{build.id}/log",
+            "cancel": f"{base}api/builds/{build.id}/cancel",
+        }
+        return d
+
+
+class BuildsHandler(APIHandler):
+    def get(self):
+        """List the builds the caller may see, newest first; ?state= filters."""
+        states = set(self.get_query_arguments("state"))
+        builds = [
+            b
+            for b in self.manager.builds()
+            if self.caller.may_see(b.request.user) and (not states or b.state in states)
+        ]
+        builds.sort(key=lambda b: b.created, reverse=True)
+        self.write_json({"builds": [self.build_json(b) for b in builds]})
+
+    async def post(self):
+        """Start a build, or join the running build of the same image.
+
+        Body: {"spec": "gh/owner/repo/ref"} or {"provider": "gh", "spec": "owner/repo/ref"}.
+        201 for a new build, 200 for one joined or an image that exists.
+        """
+        body = self.json_body()
+        spec = body.get("spec")
+        if not isinstance(spec, str) or not spec:
+            raise web.HTTPError(400, 'Give the repository as {"spec": "gh/<owner>/<repo>/<ref>"}')
+        provider = body.get("provider")
+        if provider is None:
+            try:
+                provider, spec = split_spec(spec)
+            except ValueError as e:
+                raise web.HTTPError(400, "%s", e) from None
+        caller = self.caller
+        before = {b.id for b in self.manager.builds()}
+        try:
+            build = await self.manager.request(
+                str(provider), spec, user=caller.name, may_build=caller.may_build
+            )
+        except BuildRejected as e:
+            raise web.HTTPError(e.status, "%s", e.message) from None
+        self.write_json(self.build_json(build), 200 if build.id in before or build.done else 201)
+
+
+class BuildHandler(APIHandler):
+    def get(self, build_id: str):
+        self.write_json(self.build_json(self.build_or_404(build_id)))
+
+
+class CancelHandler(APIHandler):
+    def post(self, build_id: str):
+        build = self.build_or_404(build_id)
+        if build.done:
+            raise web.HTTPError(409, "Build %s has already ended (%s).", build_id, build.state)
+        self.manager.cancel(build_id, by=self.caller.name or "anonymous")
+        self.write_json(self.build_json(build), 202)
+
+
+class EventsHandler(APIHandler):
+    async def get(self, build_id: str):
+        build = self.build_or_404(build_id)
+        start_sse(self)
+        await stream_build(self, build, last_event_id(self), self.settings["keepalive_interval"])
+
+
+class LogHandler(APIHandler):
+    def get(self, build_id: str):
+        """The build's log as plain text (every event's message, in order)."""
+        build = self.build_or_404(build_id)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("".join(e.message for e in build.events))
+
+
+class ImageHandler(APIHandler):
+    async def get(self, provider: str, spec: str):
+        """What image a spec gives and whether it exists, without building."""
+        try:
+            self.write_json(await self.manager.lookup(provider, spec))
+        except BuildRejected as e:
+            raise web.HTTPError(e.status, "%s", e.message) from None
+
+
+class RepoProvidersHandler(BaseHandler):
+    def get(self):
+        self.write_json(self.manager.resolver.describe())

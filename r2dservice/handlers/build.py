@@ -1,0 +1,33 @@
+"""GET <prefix>build/<provider>/<spec>: BinderHub's event stream."""
+from __future__ import annotations
+
+from ..builds import BuildRejected
+from ..events import failed
+from .base import BaseHandler
+from .sse import last_event_id, send_event, start_sse, stream_build
+
+
+class BuildStreamHandler(BaseHandler):
+    """Builds (or finds) the image and streams the build's events.
+
+    BinderHub's API-only mode: `build_only` is accepted and implied; no server is
+    launched. Every problem is a `failed` event, as BinderHub clients expect.
+    """
+
+    async def get(self, provider: str, spec: str):
+        start_sse(self)
+        caller = self.caller
+        if not caller.may_use:
+            self.set_status(403)
+            await send_event(self, failed(f"{caller.name or 'You'} may not use this service."))
+            return
+        try:
+            build = await self.manager.request(
+                provider, spec, user=caller.name, may_build=caller.may_build
+            )
+        except BuildRejected as e:
+            await send_event(self, failed(e.message, status=e.status), 1)
+            return
+        await stream_build(
+            self, build, last_event_id(self), self.settings["keepalive_interval"]
+        )

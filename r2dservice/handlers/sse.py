@@ -1,0 +1,52 @@
+"""Stream a build's events as Server-Sent Events, with ids and keepalives."""
+from __future__ import annotations
+
+from tornado.iostream import StreamClosedError
+
+from ..events import KEEPALIVE, Event, encode_sse
+
+
+def last_event_id(handler) -> int:
+    """The id to resume after: the Last-Event-ID header (EventSource reconnects)
+    or a `last_event_id` query argument (clients that cannot set headers)."""
+    raw = handler.request.headers.get("Last-Event-ID") or handler.get_query_argument(
+        "last_event_id", ""
+    )
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        return 0
+
+
+def start_sse(handler) -> None:
+    handler.set_header("Content-Type", "text/event-stream")
+    handler.set_header("Cache-Control", "no-cache")
+    handler.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
+
+
+async def send_event(handler, event: Event, event_id: int | None = None) -> None:
+    handler.write(encode_sse(event, event_id))
+    await handler.flush()
+
+
+async def stream_build(handler, build, after: int, keepalive: float) -> None:
+    """Send the build's log after `after`, then live events, until its last event.
+
+    A viewer that goes away leaves the build running; nothing here owns it.
+    """
+    i = after
+    try:
+        while True:
+            events = build.events[i:]
+            for event in events:
+                i += 1
+                handler.write(encode_sse(event, i))
+            if events:
+                await handler.flush()
+            if build.done and i >= len(build.events):
+                return
+            if not await build.wait(i, keepalive):
+                handler.write(KEEPALIVE)
+                await handler.flush()
+    except StreamClosedError:
+        return

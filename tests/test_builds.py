@@ -1,0 +1,257 @@
+"""The BuildManager with stand-in resolver, registry and builder: queueing, dedupe,
+fan-out, cancel, resume. The real parts are exercised end to end in test_local_e2e."""
+import asyncio
+
+import pytest
+
+from r2dservice.builders.base import Builder, BuildFailed
+from r2dservice.builds import Build, BuildManager, BuildRejected
+from r2dservice.events import Event
+from r2dservice.providers.base import ResolvedRepo, ResolveError
+from r2dservice.registry import ImageChecker, RegistryError
+from r2dservice.spec import SpecError
+
+
+class StubResolver:
+    def __init__(self):
+        self.calls = 0
+
+    async def resolve(self, provider, spec):
+        self.calls += 1
+        if spec.startswith("bad"):
+            raise SpecError("bad spec: expected owner/repo/ref")
+        if spec.endswith("/missing"):
+            raise ResolveError("ref 'missing' not found")
+        owner_repo, _, ref = spec.rpartition("/")
+        return ResolvedRepo(
+            provider=provider,
+            spec=spec,
+            repo=owner_repo,
+            repo_url=f"https://user:secret@example.org/{owner_repo}",
+            ref=ref,
+            resolved_ref=(ref * 40)[:40],
+            ref_url=f"https://example.org/{owner_repo}/tree/{ref}",
+        )
+
+    def describe(self):
+        return []
+
+
+class StubRegistry(ImageChecker):
+    pushes = True
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.images = set()
+        self.broken = False
+
+    async def exists(self, image_name):
+        await asyncio.sleep(0)
+        if self.broken:
+            raise RegistryError("registry unreachable")
+        return image_name in self.images
+
+
+class GatedBuilder(Builder):
+    """Each build waits for its gate; then succeeds, or fails if told to."""
+
+    def __init__(self, registry, **kw):
+        super().__init__(**kw)
+        self.registry = registry
+        self.gates: dict[str, asyncio.Event] = {}
+        self.started: list[str] = []
+        self.fail: dict[str, str] = {}
+        self.cancelled: list[str] = []
+
+    def gate(self, image):
+        return self.gates.setdefault(image, asyncio.Event())
+
+    async def build(self, request, emit):
+        self.started.append(request.image_name)
+        emit(Event("fetching", "cloning https://user:secret@example.org/x\n"))
+        try:
+            await self.gate(request.image_name).wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(request.image_name)
+            raise
+        emit(Event("building", "step\n"))
+        if request.image_name in self.fail:
+            raise BuildFailed(self.fail[request.image_name])
+        self.registry.images.add(request.image_name)
+
+
+@pytest.fixture
+def parts():
+    registry = StubRegistry()
+    builder = GatedBuilder(registry)
+    manager = BuildManager(
+        builder=builder, registry=registry, resolver=StubResolver(), image_prefix="reg.example/r2d-"
+    )
+    return manager, builder, registry
+
+
+async def collect(build, after=0):
+    return [(i, e) async for i, e in build.follow(after)]
+
+
+async def wait_started(builder, n):
+    for _ in range(100):
+        if len(builder.started) >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{n} builds did not start: {builder.started}")
+
+
+async def test_one_build_for_many_requests_and_all_get_every_event(parts):
+    manager, builder, _ = parts
+    builds = await asyncio.gather(*(manager.request("gh", "o/r/a") for _ in range(20)))
+    assert len({b.id for b in builds}) == 1
+    watchers = [asyncio.create_task(collect(builds[0])) for _ in range(20)]
+    await wait_started(builder, 1)
+    builder.gate(builds[0].image_name).set()
+    results = await asyncio.gather(*watchers)
+    assert builder.started == [builds[0].image_name]
+    first = [(i, e.phase) for i, e in results[0]]
+    assert all([(i, e.phase) for i, e in r] == first for r in results)
+    assert [i for i, _ in first] == list(range(1, len(first) + 1))
+    assert first[-2][1] == "built" and first[-1][1] == "ready"
+    ready = results[0][-1][1].to_dict()
+    assert ready["imageName"] == builds[0].image_name
+    assert ready["binder_request"] == "v2/gh/o/r/a"
+    assert ready["binder_persistent_request"].startswith("v2/gh/o/r/")
+    assert "secret" not in str([e.to_dict() for _, e in results[0]])
+
+
+async def test_existing_image_is_ready_at_once_without_build(parts):
+    manager, builder, registry = parts
+    first = await manager.request("gh", "o/r/a")
+    builder.gate(first.image_name).set()
+    await collect(first)
+    again = await manager.request("gh", "o/r/a")
+    events = await collect(again)
+    assert [e.phase for _, e in events] == ["ready"]
+    assert builder.started == [first.image_name]
+
+
+async def test_late_subscriber_and_resume_from_id(parts):
+    manager, builder, _ = parts
+    build = await manager.request("gh", "o/r/a")
+    await wait_started(builder, 1)
+    builder.gate(build.image_name).set()
+    everything = await collect(build)
+    resumed = await collect(build, after=2)
+    assert resumed == everything[2:]
+
+
+async def test_queue_positions_and_limit(parts):
+    manager, builder, _ = parts
+    manager.concurrent_build_limit = 1
+    a = await manager.request("gh", "o/r/a")
+    b = await manager.request("gh", "o/r/b")
+    c = await manager.request("gh", "o/r/c")
+    await wait_started(builder, 1)
+    assert (a.state, b.state, c.state) == ("running", "queued", "queued")
+    assert c.events[-1].extra == {"position": 2, "queue_length": 2}
+    builder.gate(a.image_name).set()
+    await collect(a)
+    await wait_started(builder, 2)
+    assert b.state == "running"
+    assert c.events[-1].extra == {"position": 1, "queue_length": 1}
+    builder.gate(b.image_name).set()
+    builder.gate(c.image_name).set()
+    await collect(c)
+    assert builder.started == [a.image_name, b.image_name, c.image_name]
+
+
+async def test_build_runs_on_without_watchers(parts):
+    manager, builder, registry = parts
+    build = await manager.request("gh", "o/r/a")
+    watcher = asyncio.create_task(collect(build))
+    await wait_started(builder, 1)
+    watcher.cancel()
+    builder.gate(build.image_name).set()
+    await build.task
+    assert build.state == "ready" and build.image_name in registry.images
+
+
+async def test_failure_message_reaches_every_viewer(parts):
+    manager, builder, _ = parts
+    build = await manager.request("gh", "o/r/a")
+    builder.fail[build.image_name] = "Step 2/3 : RUN false returned a non-zero code: 1"
+    builder.gate(build.image_name).set()
+    events = await collect(build)
+    assert events[-1][1].phase == "failed"
+    assert "RUN false" in events[-1][1].message
+    assert build.state == "failed" and manager.active_build(build.image_name) is None
+
+
+async def test_cancel_running_and_queued(parts):
+    manager, builder, _ = parts
+    manager.concurrent_build_limit = 1
+    a = await manager.request("gh", "o/r/a")
+    b = await manager.request("gh", "o/r/b")
+    await wait_started(builder, 1)
+    manager.cancel(b.id, by="alice")
+    assert b.state == "cancelled" and "alice" in b.events[-1].message
+    manager.cancel(a.id, by="bob")
+    events = await collect(a)
+    assert events[-1][1].phase == "failed" and events[-1][1].extra["cancelled"] is True
+    assert a.state == "cancelled" and builder.cancelled == [a.image_name]
+    # The next request builds anew.
+    again = await manager.request("gh", "o/r/a")
+    assert again.id != a.id
+
+
+async def test_rejections(parts):
+    manager, _, registry = parts
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "bad")
+    assert e.value.status == 400 and "expected" in e.value.message
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "o/r/missing")
+    assert e.value.status == 404
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "o/r/a", may_build=False)
+    assert e.value.status == 403
+    registry.broken = True
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "o/r/b")
+    assert e.value.status == 503 and "registry unreachable" in e.value.message
+
+
+async def test_queue_full(parts):
+    manager, builder, _ = parts
+    manager.concurrent_build_limit = 1
+    manager.max_queue_length = 1
+    await manager.request("gh", "o/r/a")
+    await manager.request("gh", "o/r/b")
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "o/r/c")
+    assert e.value.status == 503
+
+
+async def test_may_not_build_but_gets_existing_image(parts):
+    manager, _, registry = parts
+    image = manager.image_for(await manager.resolver.resolve("gh", "o/r/a"))
+    registry.images.add(image)
+    build = await manager.request("gh", "o/r/a", may_build=False)
+    assert build.done and build.events[-1].phase == "ready"
+
+
+async def test_wait_times_out_for_keepalives(parts):
+    manager, builder, _ = parts
+    build = await manager.request("gh", "o/r/a")
+    n = build.last_event_id
+    await wait_started(builder, 1)
+    n = build.last_event_id
+    assert await build.wait(n, timeout=0.05) is False
+    builder.gate(build.image_name).set()
+    assert await build.wait(n, timeout=1) is True
+
+
+async def test_stop_cancels_local_builds(parts):
+    manager, builder, _ = parts
+    build = await manager.request("gh", "o/r/a")
+    await wait_started(builder, 1)
+    await manager.stop()
+    assert build.state == "cancelled"
