@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterable
 
-from traitlets import Float, Instance, Integer, Unicode, default
+from traitlets import Any as AnyTrait, Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import naming
@@ -175,8 +175,9 @@ class BuildManager(LoggingConfigurable):
     )
 
     builder = Instance(Builder)
-    resolver = Instance("r2dservice.providers.resolver.Resolver", allow_none=True)
-    registry = Instance("r2dservice.registry.ImageChecker", allow_none=True)
+    # Duck-typed: anything with the Resolver's and ImageChecker's methods.
+    resolver = AnyTrait()
+    registry = AnyTrait()
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -21,7 +21,7 @@ class StubResolver:
         if spec.startswith("bad"):
             raise SpecError("bad spec: expected owner/repo/ref")
         if spec.endswith("/missing"):
-            raise ResolveError("ref 'missing' not found")
+            raise ResolveError("ref 'missing' not found", status=404)
         owner_repo, _, ref = spec.rpartition("/")
         return ResolvedRepo(
             provider=provider,
