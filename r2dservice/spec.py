@@ -1,4 +1,372 @@
 """Parse and validate "<provider>/<spec>" strings. Pure: no I/O.
 
-(Placeholder interface: the full parser for gh, gl, git and gist lands with the providers.)
+The formats are BinderHub's, so existing links keep working:
+
+    gh/<owner>/<repo>/<ref>                    gh/binder-examples/requirements/HEAD
+    gl/<url-escaped project path>/<ref>        gl/group%2Fsub%2Fproject/main
+    git/<url-escaped clone URL>/<ref>          git/https%3A%2F%2Fexample.org%2Frepo.git/v1
+    gist/<owner>/<gist id>[/<ref>]             gist/octocat/6cad326836d38bd3a7ae
+
+Specs arrive as raw URL paths (still percent-encoded), as BinderHub reads them: each part
+is split on "/" first and unescaped after, so "%2F" inside a part never splits it.
 """
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+PROVIDERS = ("gh", "gl", "git", "gist")
+DEFAULT_GIT_SCHEMES = frozenset({"https", "http", "git", "ssh"})
+MAX_SPEC_LENGTH = 4096
+
+EXAMPLES = {
+    "gh": "gh/binder-examples/requirements/HEAD",
+    "gl": "gl/group%2Fsub%2Fproject/main",
+    "git": "git/https%3A%2F%2Fexample.org%2Fteam%2Frepo.git/main",
+    "gist": "gist/octocat/6cad326836d38bd3a7ae",
+}
+FORMATS = {
+    "gh": "gh/<owner>/<repo>/<ref>",
+    "gl": "gl/<url-escaped project path>/<ref>",
+    "git": "git/<url-escaped clone URL>/<ref>",
+    "gist": "gist/<owner>/<gist id>[/<ref>]",
+}
+
+# GitHub logins: letters, digits, "-" ("_" for Enterprise managed users), at most 39.
+_OWNER_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,38})")
+_GH_REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# GitLab path segments: letters, digits, "_", "-", "."; not starting with "-".
+_GL_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}")
+_GIST_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
+_SHA_RE = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+_GIST_HEAD_ALIASES = frozenset({"HEAD", "master", "main"})
+# git's scp-like syntax, "user@host:path"; BinderHub maps it to ssh://.
+_SCP_RE = re.compile(r"([\w.-]+@[\w.-]+):(?!//)(.+)")
+_BAD_REF_CHARS = set(" ~^:?*[\\")
+# What a canonical spec leaves unescaped in a ref: readable refs stay readable, and
+# anything a URL path would mangle ("#", "%", "?", non-ASCII) is escaped.
+_REF_SAFE = "/@+,=!$&'()-._"
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message says what was expected, with an example."""
+
+    status = 400
+
+
+def is_sha(ref: str) -> bool:
+    """True for a full commit id: 40 hex digits (SHA-1) or 64 (SHA-256)."""
+    return bool(_SHA_RE.fullmatch(ref))
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """A parsed spec. `repo` is unescaped: "owner/repo", "group/project", a clone URL."""
+
+    provider: str
+    repo: str
+    ref: str
+
+    @property
+    def spec(self) -> str:
+        """The canonical "<spec>" (without "<provider>/"); parse_spec() reads it back."""
+        return format_spec(self.provider, self.repo, self.ref)
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.spec}"
+
+
+def format_spec(provider: str, repo: str, ref: str) -> str:
+    """The canonical spec for a repository and ref; the inverse of parse_spec()."""
+    escaped_ref = quote(ref, safe=_REF_SAFE)
+    if provider in ("gl", "git"):
+        # these repos contain "/" themselves, so they travel as one escaped part
+        return f"{quote(repo, safe='')}/{escaped_ref}"
+    return f"{repo}/{escaped_ref}"
+
+
+def split_spec(full_spec: str) -> tuple[str, str]:
+    """'gh/a/b/main' -> ('gh', 'a/b/main')."""
+    provider, sep, rest = full_spec.partition("/")
+    if not sep or not provider or not rest:
+        raise SpecError(
+            f"{full_spec!r} is not of the form '<provider>/<spec>'; for example {EXAMPLES['gh']!r}"
+        )
+    return provider, rest
+
+
+def parse_spec(provider: str, spec: str, *, allowed_schemes=DEFAULT_GIT_SCHEMES) -> RepoSpec:
+    """Parse the spec of one provider; raises SpecError.
+
+    `allowed_schemes` are the URL schemes the git provider accepts ("file" is not
+    among the defaults: it would read the service's own disk).
+    """
+    parser = _PARSERS.get(provider)
+    if parser is None:
+        raise SpecError(
+            f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}, "
+            f"for example {EXAMPLES['gh']!r}"
+        )
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise SpecError(f"the spec is longer than {MAX_SPEC_LENGTH} characters")
+    # BinderHub drops trailing slashes, and links with them exist.
+    stripped = spec.rstrip("/")
+    if not stripped:
+        raise _format_error(provider, spec, "it is empty")
+    if provider == "git":
+        return parser(stripped, spec, allowed_schemes)
+    return parser(stripped, spec)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _format_error(provider: str, spec: str, problem: str) -> SpecError:
+    if provider == "git":
+        # the URL may carry a password or token: never echo it
+        head, sep, tail = spec.partition("/")
+        url = unquote(head, errors="replace")
+        if redact_url(url) != url:
+            spec = f"{quote(redact_url(url), safe='')}{sep}{tail}"
+    return SpecError(
+        f"{provider}/{spec} is not a valid spec: {problem}. "
+        f"Expected {FORMATS[provider]}, for example {EXAMPLES[provider]}"
+    )
+
+
+def _unescape(provider: str, spec: str, part: str, what: str) -> str:
+    try:
+        return unquote(part, errors="strict")
+    except UnicodeDecodeError:
+        raise _format_error(
+            provider, spec, f"the {what} {part!r} has a %-escape that is not UTF-8"
+        ) from None
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def ref_problem(ref: str) -> str | None:
+    """Why `ref` is not a valid git ref name (git check-ref-format rules), or None."""
+    if not ref:
+        return "the ref is empty"
+    if _has_control(ref):
+        return "the ref contains a control character"
+    bad = sorted(_BAD_REF_CHARS.intersection(ref))
+    if bad:
+        shown = " ".join("space" if c == " " else c for c in bad)
+        return f"the ref {ref!r} contains {shown}, which git does not allow in ref names"
+    if ".." in ref:
+        return f"the ref {ref!r} contains '..'"
+    if "@{" in ref:
+        return f"the ref {ref!r} contains '@{{'"
+    if ref == "@":
+        return "the ref '@' is not a valid ref name"
+    if ref.startswith("/") or ref.endswith("/") or "//" in ref:
+        return f"the ref {ref!r} has an empty path component"
+    if ref.endswith("."):
+        return f"the ref {ref!r} ends with '.'"
+    for component in ref.split("/"):
+        if component.startswith("."):
+            return f"the ref {ref!r} has a component starting with '.'"
+        if component.endswith(".lock"):
+            return f"the ref {ref!r} has a component ending with '.lock'"
+    return None
+
+
+def _check_ref(provider: str, spec: str, ref: str) -> str:
+    problem = ref_problem(ref)
+    if problem:
+        raise _format_error(provider, spec, problem)
+    return ref
+
+
+def _strip_git_suffix(name: str) -> str:
+    return name[: -len(".git")] if name.endswith(".git") else name
+
+
+# --- the providers ---------------------------------------------------------------------
+
+
+def _parse_gh(stripped: str, spec: str) -> RepoSpec:
+    parts = stripped.split("/", 2)
+    if len(parts) < 3:
+        hint = ""
+        if len(parts) == 2 and all(parts):
+            hint = f" (did you mean gh/{stripped}/HEAD? HEAD is the default branch)"
+        raise _format_error("gh", spec, "the ref is missing" + hint)
+    owner = _unescape("gh", spec, parts[0], "owner")
+    name = _unescape("gh", spec, parts[1], "repository")
+    ref = _unescape("gh", spec, parts[2], "ref")
+    if not owner:
+        raise _format_error("gh", spec, "the owner is empty")
+    if not _OWNER_RE.fullmatch(owner):
+        raise _format_error(
+            "gh", spec, f"the owner {owner!r} is not a GitHub user or organization name"
+        )
+    name = _strip_git_suffix(name)
+    if not name:
+        raise _format_error("gh", spec, "the repository name is empty")
+    if not _GH_REPO_RE.fullmatch(name) or name in (".", ".."):
+        raise _format_error(
+            "gh",
+            spec,
+            f"the repository name {name!r} may only contain letters, digits, '.', '-' and '_'",
+        )
+    return RepoSpec("gh", f"{owner}/{name}", _check_ref("gh", spec, ref))
+
+
+def _parse_gl(stripped: str, spec: str) -> RepoSpec:
+    escaped, sep, raw_ref = stripped.partition("/")
+    if not sep or not raw_ref:
+        raise _format_error("gl", spec, "the ref is missing")
+    path = _unescape("gl", spec, escaped, "project path")
+    segments = path.split("/")
+    if len(segments) < 2:
+        # "gl/group/project/main" splits as namespace "group", ref "project/main"
+        raise _format_error(
+            "gl",
+            spec,
+            f"the project path {path!r} has no namespace; escape the slashes in the "
+            "project path (group%2Fproject, not group/project)",
+        )
+    segments[-1] = _strip_git_suffix(segments[-1])
+    for segment in segments:
+        if not segment:
+            raise _format_error("gl", spec, f"the project path {path!r} has an empty part")
+        if not _GL_SEGMENT_RE.fullmatch(segment):
+            raise _format_error(
+                "gl",
+                spec,
+                f"{segment!r} in the project path may only contain letters, digits, "
+                "'_', '-' and '.', and may not start with '-'",
+            )
+    ref = _unescape("gl", spec, raw_ref, "ref")
+    return RepoSpec("gl", "/".join(segments), _check_ref("gl", spec, ref))
+
+
+def _parse_git(stripped: str, spec: str, allowed_schemes) -> RepoSpec:
+    escaped, sep, raw_ref = stripped.partition("/")
+    url = _unescape("git", spec, escaped, "URL")
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:", url):
+        # "git/https://host/repo/main": the URL was not escaped, "/" split it
+        raise _format_error(
+            "git", spec, "the clone URL must be url-escaped as one part (':' as %3A, '/' as %2F)"
+        )
+    if not sep or not raw_ref:
+        raise _format_error("git", spec, "the ref is missing")
+    url = normalize_git_url(url, allowed_schemes, spec)
+    ref = _unescape("git", spec, raw_ref, "ref")
+    return RepoSpec("git", url, _check_ref("git", spec, ref))
+
+
+def normalize_git_url(url: str, allowed_schemes=DEFAULT_GIT_SCHEMES, spec: str = "") -> str:
+    """Validate a clone URL; scp-like "user@host:path" becomes "ssh://user@host/path"."""
+    spec = spec or quote(url, safe="")
+
+    def fail(problem: str) -> SpecError:
+        return _format_error("git", spec, problem)
+
+    if not url:
+        raise fail("the clone URL is empty")
+    if _has_control(url) or re.search(r"\s", url):
+        raise fail("the clone URL contains whitespace or a control character")
+    if url.startswith("-"):
+        # would read as an option to git
+        raise fail("the clone URL starts with '-'")
+    scp = _SCP_RE.fullmatch(url)
+    if scp and "://" not in url:
+        user_host, path = scp.groups()
+        url = f"ssh://{user_host}/{path.lstrip('/')}"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a non-numeric port
+    except ValueError as e:
+        raise fail(f"the clone URL {redact_url(url)!r} is malformed ({e})") from None
+    scheme = parts.scheme.lower()
+    allowed = ", ".join(sorted(allowed_schemes))
+    if not scheme:
+        raise fail(f"the clone URL {redact_url(url)!r} has no scheme; use one of: {allowed}")
+    if scheme not in allowed_schemes:
+        raise fail(f"the URL scheme {scheme!r} is not allowed here; use one of: {allowed}")
+    if scheme == "file":
+        if not parts.path.startswith("/"):
+            raise fail("a file: URL needs an absolute path, as in file:///srv/git/repo.git")
+    elif not parts.hostname:
+        raise fail(f"the clone URL {redact_url(url)!r} has no host")
+    if not parts.path.strip("/") and scheme != "file":
+        raise fail(f"the clone URL {redact_url(url)!r} names no repository path")
+    return url
+
+
+def _parse_gist(stripped: str, spec: str) -> RepoSpec:
+    parts = stripped.split("/")
+    if len(parts) not in (2, 3):
+        raise _format_error("gist", spec, "expected two or three parts")
+    owner, gist_id = (_unescape("gist", spec, p, "part") for p in parts[:2])
+    ref = _unescape("gist", spec, parts[2], "ref") if len(parts) == 3 else "HEAD"
+    if not _OWNER_RE.fullmatch(owner):
+        raise _format_error("gist", spec, f"the owner {owner!r} is not a GitHub user name")
+    gist_id = _strip_git_suffix(gist_id)
+    if not _GIST_ID_RE.fullmatch(gist_id):
+        raise _format_error("gist", spec, f"the gist id {gist_id!r} should be letters and digits")
+    if ref not in _GIST_HEAD_ALIASES and not is_sha(ref):
+        raise _format_error(
+            "gist", spec, f"the gist revision {ref!r} is neither HEAD nor a full 40-digit sha"
+        )
+    return RepoSpec("gist", f"{owner}/{gist_id}", ref)
+
+
+_PARSERS = {"gh": _parse_gh, "gl": _parse_gl, "git": _parse_git, "gist": _parse_gist}
+
+
+# --- credentials in URLs ---------------------------------------------------------------
+
+_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
+
+
+def redact_url(text: str) -> str:
+    """Remove credentials from every URL in `text`.
+
+    http(s) URLs lose their whole userinfo (tokens are often sent as the user name);
+    other schemes keep the user ("ssh://git@host" says which key) and lose a password.
+    """
+
+    def scrub(m: re.Match) -> str:
+        scheme, userinfo = m.group("scheme"), m.group("userinfo")
+        if scheme.lower().startswith("http"):
+            return scheme
+        user, colon, _password = userinfo.partition(":")
+        return f"{scheme}{user}{':***' if colon else ''}@"
+
+    return _USERINFO_RE.sub(scrub, text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Secrets embedded in `url` (raw and %-decoded), to scrub from any message."""
+    m = _USERINFO_RE.match(url)
+    if not m:
+        return []
+    userinfo = m.group("userinfo")
+    user, _, password = userinfo.partition(":")
+    secrets = [password] if password else []
+    if m.group("scheme").lower().startswith("http") and user:
+        secrets.append(user)
+    out = []
+    for s in secrets:
+        for form in (s, unquote(s)):
+            # short strings ("git", "x") would scrub ordinary words; the URL pass gets them
+            if len(form) >= 4 and form not in out:
+                out.append(form)
+    return out
+
+
+def redact(text: str, url: str = "") -> str:
+    """`text` with the credentials of every URL in it, and of `url` anywhere, removed."""
+    text = redact_url(text)
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text

@@ -1,15 +1,24 @@
-"""The provider interface (placeholder; the providers issue fills this in)."""
+"""The provider interface: parse a spec, resolve its ref to an immutable commit."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from traitlets.config import LoggingConfigurable
+
+from ..spec import RepoSpec, format_spec, parse_spec
+
 
 @dataclass(frozen=True)
 class ResolvedRepo:
-    """A spec whose ref has been resolved to an immutable commit."""
+    """A spec whose ref has been resolved to an immutable commit.
+
+    Only `repo_url` may carry credentials embedded in a git URL (repo2docker needs
+    them to fetch); `spec` and `repo` are safe to show, log and put in labels.
+    """
 
     provider: str  # "gh"
-    spec: str  # the spec as asked: "owner/repo/main"
+    spec: str  # the canonical spec as asked: "owner/repo/main"
     repo: str  # provider-specific identity of the repository: "owner/repo"
     repo_url: str  # what repo2docker fetches: "https://github.com/owner/repo"
     ref: str  # the ref as asked: "main"
@@ -18,5 +27,84 @@ class ResolvedRepo:
 
     @property
     def persistent_spec(self) -> str:
-        """The spec pinned to the resolved commit (BinderHub's binder_persistent_request)."""
+        """The spec pinned to the resolved commit, without "<provider>/".
+
+        BinderHub's binder_persistent_request is "v2/<provider>/" + this.
+        """
+        return format_spec(self.provider, self.repo, self.resolved_ref)
+
+
+class ResolveError(Exception):
+    """A ref could not be resolved. The message is for a person and says what to do.
+
+    `status` is the HTTP status to answer with: 404 unknown repository or ref,
+    403 refused by policy, 400 bad input, 502 a broken answer from upstream,
+    503 upstream unreachable, slow or rate-limited (`retry_after` seconds, if known).
+    """
+
+    def __init__(self, message: str, status: int = 503, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RepoProvider(LoggingConfigurable):
+    """One kind of repository host.
+
+    Subclasses set the class attributes and implement resolve(); parse() and
+    describe() work from the class attributes. Providers raise SpecError for bad
+    specs and ResolveError for everything else.
+    """
+
+    name = ""  # the spec prefix: "gh"
+    display_name = ""  # "GitHub"
+    # for describe(), in the shape of BinderHub's /api/repoproviders entries
+    repo_label = ""
+    repo_placeholder = ""
+    url_encode_repo = False  # the UI escapes what people type as the repo (gl, git)
+    validate_regex = r".+"  # JavaScript regex for the spec after "<prefix>/"
+    ref_default = "HEAD"
+
+    def parse(self, spec: str) -> RepoSpec:
+        """Parse the part after "<name>/"; raises SpecError."""
+        return parse_spec(self.name, spec)
+
+    async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
+        """Resolve the ref to a commit; raises ResolveError."""
         raise NotImplementedError
+
+    def detect_regex(self) -> str | None:
+        """A JavaScript regex with a `repo` group that finds the repo in a pasted URL."""
+        return None
+
+    def describe(self) -> dict:
+        """This provider's entry in the repo providers API (BinderHub's display_config)."""
+        entry = {
+            "displayName": self.display_name,
+            "id": self.name,
+            "spec": {"validateRegex": self.validate_regex},
+        }
+        detect = self.detect_regex()
+        if detect:
+            entry["detect"] = {"regex": detect}
+        entry.update(
+            {
+                "repo": {
+                    "label": self.repo_label,
+                    "placeholder": self.repo_placeholder,
+                    "urlEncode": self.url_encode_repo,
+                },
+                "ref": {"enabled": True, "default": self.ref_default},
+            }
+        )
+        return entry
+
+    async def close(self) -> None:
+        """Release connections; the provider may be used again afterwards."""
+
+
+def js_host_pattern(base_url: str) -> str:
+    """'https://github.com' -> 'https?://github\\.com/' for detect regexes."""
+    host = base_url.split("://", 1)[-1].rstrip("/")
+    return r"https?://" + host.replace(".", r"\.") + "/"

@@ -1,0 +1,1 @@
+"""Fake servers and repositories for tests: forge.py (GitHub/GitLab APIs), gitserver.py (git)."""
