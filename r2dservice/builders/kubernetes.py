@@ -1,0 +1,671 @@
+"""KubernetesBuilder: every build is a pod running repo2docker.
+
+One shared watch (podwatch.PodWatch) tells every build how its pod is doing; one log
+follower (podlogs.LogFollower) per running build turns the container's log into events.
+The pod is named after the image, so creating it twice (another replica, a restarted
+service) finds it (409) and joins it. A build ends when its container has exited:
+success only on exit code 0; everything else fails with a reason a person can read.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import aiohttp
+from traitlets import Bool, Dict, Integer, List, Unicode, default
+
+from ..events import Event, parse_repo2docker_line
+from ..naming import config_fingerprint
+from .base import Builder, BuildFailed, BuildRequest, Emit
+from .objects import (
+    BuildPodConfig,
+    is_finished,
+    is_running,
+    label_selector,
+    make_build_pod,
+    parse_time,
+    pod_phase,
+    request_from_pod,
+    sticky_node,
+    stuck_reason,
+    terminated_state,
+    termination_message,
+    to_dict,
+    waiting_message,
+)
+from .podlogs import LogFollower
+from .podwatch import VANISHED, PodWatch, backoff_delays
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+# The repo2docker release this service is tested with (its image on quay.io).
+DEFAULT_BUILD_IMAGE = "quay.io/jupyterhub/repo2docker:2026.04.0"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds // 3600} hour" + ("s" if seconds != 3600 else "")
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds // 60} minute" + ("s" if seconds != 60 else "")
+    return f"{seconds} second" + ("s" if seconds != 1 else "")
+
+
+class KubernetesBuilder(Builder):
+    """Builds images in Kubernetes pods running repo2docker."""
+
+    survives_restart = True
+
+    # --- where and how to reach the cluster ---
+
+    namespace = Unicode(
+        help="Namespace for build pods. Default: the namespace this service runs in "
+        "(in a cluster), else $POD_NAMESPACE, else 'default'.",
+    ).tag(config=True)
+
+    @default("namespace")
+    def _default_namespace(self):
+        try:
+            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+                return f.read().strip()
+        except OSError:
+            return os.environ.get("POD_NAMESPACE", "default")
+
+    k8s_api_url = Unicode(
+        "",
+        help="URL of the Kubernetes API, without credentials (e.g. `kubectl proxy` on "
+        "http://127.0.0.1:8001, or a test server). Default: in-cluster config, else ~/.kube/config.",
+    ).tag(config=True)
+
+    # --- the build pod (BinderHub's KubernetesBuildExecutor names where they mean the same) ---
+
+    build_image = Unicode(
+        DEFAULT_BUILD_IMAGE, help="The image with repo2docker that build pods run."
+    ).tag(config=True)
+
+    build_image_pull_policy = Unicode(
+        None, allow_none=True, help="imagePullPolicy of the build container (Kubernetes default if None)."
+    ).tag(config=True)
+
+    docker_host = Unicode(
+        "/var/run/docker.sock",
+        allow_none=True,
+        help="The Docker API repo2docker builds with. A socket path on the node (or "
+        "unix://path) is mounted into the build pod; a tcp:// URL is passed as DOCKER_HOST; "
+        "None mounts nothing.",
+    ).tag(config=True)
+
+    image_pull_secrets = List(Unicode(), help="Names of Secrets to pull the build image with.").tag(
+        config=True
+    )
+
+    push_secret = Unicode(
+        "",
+        help="Name of a Secret holding a docker config.json with credentials to push "
+        "images. Mounted as a file in the build pod (never an environment variable).",
+    ).tag(config=True)
+
+    push_secret_key = Unicode(
+        "config.json", help="The key of push_secret holding config.json ('.dockerconfigjson' "
+        "for a kubernetes.io/dockerconfigjson Secret)."
+    ).tag(config=True)
+
+    git_credentials_secret = Unicode(
+        "",
+        help="Name of a Secret whose key git_credentials_key holds git credential helper "
+        "output (e.g. 'username=x\\npassword=y'), for private repositories. Passed as "
+        "GIT_CREDENTIAL_ENV from the Secret, as repo2docker's image expects.",
+    ).tag(config=True)
+
+    git_credentials_key = Unicode("credentials", help="Key in git_credentials_secret.").tag(config=True)
+
+    resources = Dict(
+        help="Resources of the build container, e.g. {'requests': {'memory': '1Gi'}}. "
+        "(The build itself runs in the Docker daemon, not in this container.)"
+    ).tag(config=True)
+
+    node_selector = Dict(help="nodeSelector of build pods.").tag(config=True)
+
+    tolerations = List(Dict(), help="Tolerations of build pods (Kubernetes API shape).").tag(config=True)
+
+    affinity = Dict(help="Affinity of build pods (Kubernetes API shape).").tag(config=True)
+
+    sticky_builds = Bool(
+        False,
+        help="Builds of one repository prefer the node that built it before, to reuse the "
+        "layer cache of the Docker daemon there (a preferred node affinity).",
+    ).tag(config=True)
+
+    service_account = Unicode("", help="serviceAccountName of build pods ('' for the namespace default).").tag(
+        config=True
+    )
+
+    automount_service_account_token = Bool(
+        False, help="Mount the service account token into build pods (repo2docker needs none)."
+    ).tag(config=True)
+
+    pod_security_context = Dict(help="Pod securityContext of build pods.").tag(config=True)
+
+    container_security_context = Dict(help="securityContext of the build container.").tag(config=True)
+
+    extra_envs = Dict(
+        help="Extra environment of the build container: name -> value, or name -> an "
+        "EnvVar body such as {'valueFrom': {'secretKeyRef': ...}}."
+    ).tag(config=True)
+
+    extra_volumes = List(Dict(), help="Extra volumes of build pods.").tag(config=True)
+
+    extra_volume_mounts = List(Dict(), help="Extra volume mounts of the build container.").tag(config=True)
+
+    extra_labels = Dict(
+        help="Extra labels of build pods. They are part of the selector this service "
+        "watches: give two services in one namespace different ones."
+    ).tag(config=True)
+
+    extra_annotations = Dict(help="Extra annotations of build pods.").tag(config=True)
+
+    repo2docker_extra_args = List(
+        Unicode(), help="Extra repo2docker command line arguments. Part of the image tag."
+    ).tag(config=True)
+
+    priority_class_name = Unicode("", help="priorityClassName of build pods.").tag(config=True)
+
+    # --- time limits and cleanup ---
+
+    build_timeout = Integer(
+        3600, help="Seconds a build may take, from pod creation, before it fails (0: no limit)."
+    ).tag(config=True)
+
+    pending_grace = Integer(
+        300,
+        help="Seconds a build pod may be stuck (ImagePullBackOff, ErrImagePull, "
+        "unschedulable, missing Secret...) before its build fails.",
+    ).tag(config=True)
+
+    max_age = Integer(
+        6 * 3600,
+        help="Build pods older than this (seconds) are deleted by the reaper, whoever made them.",
+    ).tag(config=True)
+
+    reap_interval = Integer(60, help="Seconds between reaper passes.").tag(config=True)
+
+    # Tuning knobs, not configuration: tests shorten them.
+    watch_timeout_seconds = 120
+    log_drain_timeout = 30.0  # wait this long for the last log lines after the container ends
+    log_eof_grace = 2.0
+    orphan_grace = 300  # finished pods nobody here follows are deleted this long after they end
+    create_attempts = 5
+    backoff_base = 0.5
+    node_memory = 12 * 3600  # sticky builds remember nodes seen this long
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._api_client = None
+        self._core = None
+        self._watch: PodWatch | None = None
+        self._reaper: asyncio.Task | None = None
+        self._stopping = False
+        self._following: dict[str, int] = {}  # pod name -> builds here following it
+        self._nodes: dict[str, float] = {}  # node name -> last seen (sticky builds)
+
+    # --- configuration as data ---
+
+    def pod_config(self) -> BuildPodConfig:
+        return BuildPodConfig(
+            build_image=self.build_image,
+            namespace=self.namespace,
+            build_image_pull_policy=self.build_image_pull_policy,
+            docker_host=self.docker_host,
+            image_pull_secrets=tuple(self.image_pull_secrets),
+            push_secret=self.push_secret,
+            push_secret_key=self.push_secret_key,
+            git_credentials_secret=self.git_credentials_secret,
+            git_credentials_key=self.git_credentials_key,
+            resources=self.resources,
+            node_selector=self.node_selector,
+            tolerations=tuple(self.tolerations),
+            affinity=self.affinity,
+            service_account=self.service_account,
+            automount_service_account_token=self.automount_service_account_token,
+            pod_security_context=self.pod_security_context,
+            container_security_context=self.container_security_context,
+            extra_envs=self.extra_envs,
+            extra_volumes=tuple(self.extra_volumes),
+            extra_volume_mounts=tuple(self.extra_volume_mounts),
+            extra_labels=self.extra_labels,
+            extra_annotations=self.extra_annotations,
+            repo2docker_extra_args=tuple(self.repo2docker_extra_args),
+            build_timeout=self.build_timeout,
+            priority_class_name=self.priority_class_name,
+        )
+
+    def fingerprint(self) -> str:
+        return config_fingerprint(self.build_image, list(self.repo2docker_extra_args))
+
+    def make_pod(self, request: BuildRequest):
+        """The V1Pod this builder would create for `request` (no I/O)."""
+        sticky = None
+        if self.sticky_builds:
+            cutoff = time.time() - self.node_memory
+            sticky = sticky_node([n for n, t in self._nodes.items() if t > cutoff], request.repo_url)
+        return make_build_pod(request, self.pod_config(), sticky_node=sticky)
+
+    # --- lifecycle ---
+
+    async def _make_api_client(self):
+        from kubernetes_asyncio import client, config
+
+        conf = client.Configuration()
+        if self.k8s_api_url:
+            conf.host = self.k8s_api_url
+        else:
+            try:
+                config.load_incluster_config(client_configuration=conf)
+            except config.ConfigException:
+                await config.load_kube_config(client_configuration=conf)
+        # One watch plus a log stream per running build, all long-lived: an aiohttp
+        # connection limit would queue the next build's requests behind them.
+        conf.connection_pool_maxsize = 0
+        return client.ApiClient(conf)
+
+    async def start(self) -> list[BuildRequest]:
+        from kubernetes_asyncio import client
+
+        self._stopping = False
+        self._api_client = await self._make_api_client()
+        self._core = client.CoreV1Api(self._api_client)
+        self._watch = PodWatch(
+            self._core,
+            self.namespace,
+            label_selector(self.pod_config()),
+            timeout_seconds=self.watch_timeout_seconds,
+            backoff_base=self.backoff_base,
+        )
+        self._watch.add_listener(self._remember_node)
+        try:
+            await self._watch.start()
+        except BaseException:
+            await self._api_client.close()
+            self._api_client = None
+            raise
+        for pod in self._watch.pods.values():
+            self._remember_node("ADDED", pod)
+        self._reaper = asyncio.create_task(self._reap_loop(), name="r2dservice-reaper")
+        adopted = []
+        for pod in self._watch.pods.values():
+            if is_finished(pod) or pod["metadata"].get("deletionTimestamp"):
+                continue
+            request = request_from_pod(pod)
+            if request is not None:
+                adopted.append(request)
+        self.log.info(
+            "Kubernetes builder watching %s in namespace %s: %d build pods, %d running",
+            self._watch.label_selector,
+            self.namespace,
+            len(self._watch.pods),
+            len(adopted),
+        )
+        return adopted
+
+    async def stop(self) -> None:
+        # From now on a cancelled build leaves its pod running for the next start().
+        self._stopping = True
+        if self._reaper:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except asyncio.CancelledError:
+                pass
+            self._reaper = None
+        if self._watch:
+            await self._watch.stop()
+        if self._api_client:
+            await self._api_client.close()
+            self._api_client = None
+
+    def _remember_node(self, type_: str, pod: dict) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            self._nodes[node] = time.time()
+
+    # --- builds ---
+
+    async def build(self, request: BuildRequest, emit: Emit) -> None:
+        self._check_started()
+        q = self._watch.subscribe(request.name)
+        self._following[request.name] = self._following.get(request.name, 0) + 1
+        try:
+            uid, created = await self._create_pod(request, emit, q)
+            await self._follow_pod(request, emit, q, uid, created)
+        except asyncio.CancelledError:
+            await self._on_cancel(request)
+            raise
+        finally:
+            self._unfollow(request.name, q)
+
+    async def follow(self, request: BuildRequest, emit: Emit) -> None:
+        self._check_started()
+        q = self._watch.subscribe(request.name)
+        self._following[request.name] = self._following.get(request.name, 0) + 1
+        try:
+            pod = self._watch.pods.get(request.name)
+            if pod is None:
+                raise BuildFailed(f"The build pod {request.name} no longer exists.\n")
+            emit(Event("fetching", f"Following the build running in pod {request.name}\n"))
+            created = parse_time(pod["metadata"].get("creationTimestamp")) or time.time()
+            await self._follow_pod(request, emit, q, pod["metadata"].get("uid"), created)
+        except asyncio.CancelledError:
+            await self._on_cancel(request)
+            raise
+        finally:
+            self._unfollow(request.name, q)
+
+    def _check_started(self) -> None:
+        if self._watch is None or self._stopping:
+            raise RuntimeError("KubernetesBuilder is not started")
+
+    def _unfollow(self, name: str, q: asyncio.Queue) -> None:
+        if self._watch is not None:
+            self._watch.unsubscribe(name, q)
+        n = self._following.get(name, 0) - 1
+        if n > 0:
+            self._following[name] = n
+        else:
+            self._following.pop(name, None)
+
+    async def _on_cancel(self, request: BuildRequest) -> None:
+        if self._stopping:
+            # Service shutdown: the pod builds on, the next start() adopts it.
+            return
+        self.log.info("Build %s cancelled; deleting its pod", request.name)
+        try:
+            await asyncio.shield(self._delete_pod(request.name))
+        except asyncio.CancelledError:
+            pass
+
+    async def _create_pod(self, request: BuildRequest, emit: Emit, q: asyncio.Queue) -> tuple[str | None, float]:
+        """Create the pod, or join the one of the same name. Returns (uid or None, created)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        body = to_dict(self.make_pod(request))
+        delays = backoff_delays(self.backoff_base)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                pod = await self._core.create_namespaced_pod(
+                    self.namespace, body, _request_timeout=aiohttp.ClientTimeout(total=30)
+                )
+            except ApiException as e:
+                if e.status == 409:
+                    existing = self._watch.pods.get(request.name)
+                    if existing and existing["metadata"].get("deletionTimestamp"):
+                        # A previous build of this image is still being torn down.
+                        await self._wait_deleted(request.name, q)
+                        continue
+                    emit(Event("fetching", f"Joining the build already running in pod {request.name}\n"))
+                    uid = existing["metadata"].get("uid") if existing else None
+                    created = parse_time(existing["metadata"].get("creationTimestamp")) if existing else None
+                    return uid, created or time.time()
+                if _retryable(e.status) and attempt < self.create_attempts:
+                    self.log.warning("Creating pod %s: HTTP %s; retrying", request.name, e.status)
+                    await asyncio.sleep(next(delays))
+                    continue
+                raise BuildFailed(f"Could not create the build pod: {_api_message(e)}\n") from None
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                if attempt < self.create_attempts:
+                    self.log.warning("Creating pod %s: %s; retrying", request.name, e)
+                    await asyncio.sleep(next(delays))
+                    continue
+                raise BuildFailed(f"Could not reach the Kubernetes API to create the build pod: {e}\n") from None
+            self.log.info("Created build pod %s for %s", request.name, request.image_name)
+            emit(Event("fetching", f"Build pod {request.name} created, waiting for it to start\n"))
+            return pod.metadata.uid, time.time()
+
+    async def _wait_deleted(self, name: str, q: asyncio.Queue, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while name in self._watch.pods:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BuildFailed(f"The previous build pod {name} is taking too long to go away.\n")
+            try:
+                await asyncio.wait_for(q.get(), min(left, 5))
+            except asyncio.TimeoutError:
+                pass
+
+    async def _follow_pod(
+        self, request: BuildRequest, emit: Emit, q: asyncio.Queue, uid: str | None, created: float
+    ) -> None:
+        """Follow the pod through the shared watch until its container ends; then decide."""
+        run = _Run(request, emit)
+        deadline = created + self.build_timeout if self.build_timeout else None
+        pod = self._watch.pods.get(request.name)
+        if pod is not None and uid not in (None, pod["metadata"].get("uid")):
+            pod = None  # an older pod of the same name, on its way out
+        deleted = False
+        try:
+            while True:
+                if pod is not None:
+                    uid = uid or pod["metadata"].get("uid")
+                    if is_running(pod) and run.logs is None:
+                        run.start_logs(self._api_client, self.namespace, self.log_eof_grace)
+                    if is_finished(pod) or deleted:
+                        break
+                    self._report_state(run, pod)
+                now = time.time()
+                if deadline is not None and now >= deadline:
+                    await self._delete_pod(request.name)
+                    raise BuildFailed(
+                        f"The build took longer than {_duration(self.build_timeout)}, "
+                        "the limit for one build.\n"
+                    )
+                if run.stuck_since is not None and time.monotonic() - run.stuck_since > self.pending_grace:
+                    await self._delete_pod(request.name)
+                    raise BuildFailed(
+                        f"The build pod could not start within {_duration(self.pending_grace)}: "
+                        f"{run.stuck}\n"
+                    )
+                wait = 5.0 if deadline is None else max(0.0, min(5.0, deadline - now))
+                if run.stuck_since is not None:
+                    wait = min(wait, max(0.0, run.stuck_since + self.pending_grace - time.monotonic()) + 0.01)
+                try:
+                    type_, event_pod = await asyncio.wait_for(q.get(), wait)
+                except asyncio.TimeoutError:
+                    continue
+                if uid is not None and event_pod["metadata"].get("uid") != uid:
+                    continue  # another pod that had (or will have) this name
+                pod = event_pod
+                if type_ in ("DELETED", VANISHED):
+                    deleted = True
+            await self._finish(run, pod, deleted)
+        finally:
+            await run.stop_logs()
+
+    def _report_state(self, run: "_Run", pod: dict) -> None:
+        reason = stuck_reason(pod)
+        if reason:
+            if run.stuck_since is None:
+                run.stuck_since = time.monotonic()
+            run.stuck = reason
+        else:
+            run.stuck_since = None
+            run.stuck = ""
+        if reason:
+            message = (
+                f"Build pod cannot start: {reason} "
+                f"(the build fails if this lasts {_duration(self.pending_grace)})"
+            )
+        elif is_running(pod):
+            message = "Build pod started"
+        else:
+            state = waiting_message(pod)
+            message = f"Build pod: {state}" if state else ""
+        if message and message != run.last_state:
+            run.last_state = message
+            run.emit_state(message)
+
+    async def _finish(self, run: "_Run", pod: dict, deleted: bool) -> None:
+        term = terminated_state(pod)
+        if is_running(pod) and run.logs is None:
+            # It went from Pending to ended between two events: read the whole log now.
+            run.start_logs(self._api_client, self.namespace, self.log_eof_grace)
+        await run.drain_logs(self.log_drain_timeout)
+        succeeded = term is not None and term.get("exitCode") == 0 and pod_phase(pod) != "Failed"
+        # We delete only after deciding, so a deletion seen before is someone else's.
+        deleted = deleted or bool(pod["metadata"].get("deletionTimestamp"))
+        if not deleted:
+            await self._delete_pod(run.request.name)
+        if succeeded:
+            return
+        if deleted:
+            raise BuildFailed(
+                f"The build pod {run.request.name} was deleted before the build finished "
+                "(by someone else, or its node went away).\n"
+            )
+        if (pod.get("status") or {}).get("reason") == "DeadlineExceeded":
+            raise BuildFailed(
+                f"The build took longer than {_duration(self.build_timeout)}, the limit for one build.\n"
+            )
+        if (term or {}).get("reason") == "OOMKilled":
+            raise BuildFailed(
+                "The build pod ran out of memory (OOMKilled); c.KubernetesBuilder.resources "
+                "sets its limit.\n"
+            )
+        if run.last_error:
+            raise BuildFailed(run.last_error)
+        detail = f"; last log line: {run.last_line.strip()}" if run.last_line.strip() else ""
+        raise BuildFailed(f"The build failed: {termination_message(pod)}{detail}\n")
+
+    async def _delete_pod(self, name: str) -> None:
+        """Delete a build pod; gone already is fine; the reaper retries what fails here."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        if self._core is None:
+            return
+        delays = backoff_delays(self.backoff_base)
+        for attempt in range(3):
+            try:
+                await self._core.delete_namespaced_pod(
+                    name,
+                    self.namespace,
+                    propagation_policy="Background",
+                    _request_timeout=aiohttp.ClientTimeout(total=30),
+                )
+                self.log.info("Deleted build pod %s", name)
+                return
+            except ApiException as e:
+                if e.status == 404:
+                    return
+                if not _retryable(e.status):
+                    self.log.warning("Deleting pod %s: %s", name, _api_message(e))
+                    return
+                err: Any = e.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                err = e
+            self.log.warning("Deleting pod %s failed (%s); retrying", name, err)
+            await asyncio.sleep(next(delays))
+
+    # --- the reaper ---
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reap_interval)
+            try:
+                await self.reap()
+            except Exception:  # noqa: BLE001 - keep reaping next time
+                self.log.exception("Reaping build pods failed")
+
+    async def reap(self) -> list[str]:
+        """Delete build pods older than max_age, and finished pods nobody follows
+        (the service stopped before it could clean them up). From the watch's cache:
+        no extra API reads."""
+        now = time.time()
+        doomed = []
+        for name, pod in list(self._watch.pods.items()):
+            meta = pod["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue
+            created = parse_time(meta.get("creationTimestamp")) or now
+            if self.max_age and now - created > self.max_age:
+                self.log.warning("Reaping build pod %s: older than %s", name, _duration(self.max_age))
+                doomed.append(name)
+                continue
+            if is_finished(pod) and name not in self._following:
+                ended = parse_time((terminated_state(pod) or {}).get("finishedAt")) or created
+                if now - ended > self.orphan_grace:
+                    self.log.info("Reaping finished build pod %s that nobody follows", name)
+                    doomed.append(name)
+        for name in doomed:
+            await self._delete_pod(name)
+        return doomed
+
+
+class _Run:
+    """What one build remembers while it follows its pod."""
+
+    def __init__(self, request: BuildRequest, emit: Emit):
+        self.request = request
+        self.emit = emit
+        self.phase = "fetching"
+        self.last_error = ""
+        self.last_line = ""
+        self.last_state = ""
+        self.stuck = ""
+        self.stuck_since: float | None = None
+        self.finished = asyncio.Event()
+        self.logs: asyncio.Task | None = None
+
+    def emit_state(self, message: str) -> None:
+        self.emit(Event(self.phase, message + "\n"))
+
+    def on_line(self, line: str) -> None:
+        event, is_error = parse_repo2docker_line(line, self.phase)
+        if event.phase in ("fetching", "building", "pushing"):
+            self.phase = event.phase
+        if is_error and event.message.strip():
+            self.last_error = event.message if event.message.endswith("\n") else event.message + "\n"
+        if event.message.strip():
+            self.last_line = event.message
+        self.emit(event)
+
+    def start_logs(self, api_client, namespace: str, eof_grace: float) -> None:
+        follower = LogFollower(
+            api_client, namespace, self.request.name, self.on_line, self.finished, eof_grace=eof_grace
+        )
+        self.logs = asyncio.create_task(follower.run(), name=f"logs-{self.request.name}")
+
+    async def drain_logs(self, timeout: float) -> None:
+        self.finished.set()
+        if self.logs is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.logs), timeout)
+        except asyncio.TimeoutError:
+            pass
+        except Exception:  # noqa: BLE001 - the outcome comes from the pod, not the log
+            logging.getLogger(__name__).exception("Log follower of %s failed", self.request.name)
+
+    async def stop_logs(self) -> None:
+        if self.logs is not None and not self.logs.done():
+            self.logs.cancel()
+            try:
+                await self.logs
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+
+def _retryable(status: int | None) -> bool:
+    return status in (429, 500, 502, 503, 504)
+
+
+def _api_message(e) -> str:
+    """The human part of an ApiException (the Status message), else its reason."""
+    import json
+
+    try:
+        return json.loads(e.body).get("message") or e.reason
+    except (TypeError, ValueError, AttributeError):
+        return f"HTTP {e.status} {e.reason}"

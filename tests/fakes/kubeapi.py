@@ -1,0 +1,814 @@
+"""A stand-in Kubernetes API server for tests: pods in namespaces, on the real wire protocol.
+
+No kube-apiserver can run on these machines, so this speaks just enough of its HTTP API
+for a pod client (kubernetes_asyncio, kubectl-style JSON) to not know the difference:
+
+- pods: create (POST), get, list, delete, watch (`watch=true|True|1`), in a namespace
+  or across namespaces, with `labelSelector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`,
+  `k in (a,b)`, `k notin (a,b)`);
+- `resourceVersion`: every change bumps a global counter; a list answers the current
+  one; a watch from version N replays what changed after N, then follows live;
+  a version older than the retained history ends the watch with an ERROR event carrying
+  a 410 Expired Status (what the watch cache does), or an HTTP 410 if asked;
+- watch events are JSON lines (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR) on a chunked
+  response; `allowWatchBookmarks` and `timeoutSeconds` are honoured;
+- pod log with `follow`, `timestamps`, `sinceTime`, `tailLines`: 400 while the container
+  waits to start, then the lines so far, then new lines until the container ends;
+- Status objects for errors (404 NotFound, 409 AlreadyExists, 422 Invalid, 500...).
+  Created pods are validated with kubernetes-validate --strict, like the real API
+  rejects unknown fields (with fieldValidation=Strict).
+
+Tests play kubelet and chaos monkey through Python methods: schedule(), set_waiting(),
+set_unschedulable(), start_container(), log(), finish(), patch_pod(), delete_pod(),
+drop_watches(), compact()/expire_next_watches() (410), fail_requests() (500s),
+log_delay / break_logs() (slow and broken log streams). `stats` counts requests and
+concurrently open streams per endpoint, and TCP connections.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import json
+import re
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+Pod = dict
+
+CONTAINER = "builder"
+
+
+def _true(value: str | None) -> bool:
+    # The apiserver parses booleans with Go's strconv.ParseBool.
+    return value in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339nano(ns: int) -> str:
+    """Go's time.RFC3339Nano, as the kubelet writes log timestamps: trailing zeros trimmed."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = datetime.datetime.fromtimestamp(secs, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    frac_s = f"{frac:09d}".rstrip("0")
+    return base + (f".{frac_s}" if frac_s else "") + "Z"
+
+
+def parse_rfc3339_ns(value: str) -> int:
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$", value)
+    if not m:
+        raise ValueError(value)
+    base = datetime.datetime.fromisoformat(m.group(1) + (m.group(3).replace("Z", "+00:00")))
+    return int(base.timestamp()) * 1_000_000_000 + int((m.group(2) or "0").ljust(9, "0"))
+
+
+def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    s = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        s["details"] = details
+    return s
+
+
+def status_response(code: int, reason: str, message: str, details: dict | None = None):
+    return web.json_response(status(code, reason, message, details), status=code)
+
+
+# --- label selectors ------------------------------------------------------------------
+
+
+def parse_selector(selector: str) -> Callable[[dict], bool]:
+    """A predicate on a labels dict for a Kubernetes label selector string."""
+    if not selector:
+        return lambda labels: True
+    terms = [t.strip() for t in re.split(r",(?![^()]*\))", selector) if t.strip()]
+    checks = []
+    for term in terms:
+        m = re.match(r"^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$", term)
+        if m:
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if op == "in":
+                checks.append(lambda l, k=key, vs=values: l.get(k) in vs)
+            else:
+                checks.append(lambda l, k=key, vs=values: l.get(k) not in vs)
+            continue
+        m = re.match(r"^([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)$", term)
+        if m:
+            key, op, value = m.groups()
+            if op == "!=":
+                checks.append(lambda l, k=key, v=value: l.get(k) != v)
+            else:
+                checks.append(lambda l, k=key, v=value: l.get(k) == v)
+            continue
+        m = re.match(r"^(!?)([\w./-]+)$", term)
+        if m:
+            neg, key = m.groups()
+            if neg:
+                checks.append(lambda l, k=key: k not in l)
+            else:
+                checks.append(lambda l, k=key: k in l)
+            continue
+        raise ValueError(f"unable to parse requirement: {term!r}")
+    return lambda labels: all(c(labels) for c in checks)
+
+
+# --- state --------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Watch:
+    namespace: str | None
+    matches: Callable[[dict], bool]
+    queue: asyncio.Queue
+    response: web.StreamResponse
+    request: web.Request
+
+
+@dataclass
+class _Log:
+    lines: list = field(default_factory=list)  # (ns timestamp, text)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False
+    # break the next streams after this many lines: list of line counts
+    breaks: deque = field(default_factory=deque)
+
+    def notify(self):
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+@dataclass
+class EndpointStats:
+    requests: int = 0
+    open: int = 0
+    peak_open: int = 0
+
+
+class FakeKubeAPI:
+    """An in-process Kubernetes API server for pods. `await start()`, then point a
+    client at `url`."""
+
+    def __init__(
+        self,
+        *,
+        history_limit: int = 10_000,
+        bookmark_interval: float = 1.0,
+        validate: bool = True,
+        kube_version: str = "1.30",
+        gone_as_http_status: bool = False,
+    ):
+        self.history_limit = history_limit
+        self.bookmark_interval = bookmark_interval
+        self.validate = validate
+        self.kube_version = kube_version
+        self.gone_as_http_status = gone_as_http_status
+        self.rv = 1
+        self.pods: dict[tuple[str, str], Pod] = {}
+        # (rv, type, namespace, pod) for replay; everything at or below compacted_rv is gone
+        self.history: deque = deque()
+        self.compacted_rv = 0
+        self._watches: set[_Watch] = set()
+        self._logs: dict[tuple[str, str], _Log] = {}
+        self._log_responses: dict[tuple[str, str], dict] = defaultdict(dict)  # id -> request
+        self._listeners: list[asyncio.Queue] = []
+        self._failures: list[dict] = []
+        self._expire_next = 0
+        self.log_delay = 0.0  # seconds between lines sent to a following client
+        self.stats: dict[str, EndpointStats] = defaultdict(EndpointStats)
+        self.tcp_connections = 0
+        self.tcp_open = 0
+        self.tcp_peak_open = 0
+        self.request_log: list[tuple[str, str]] = []  # (method, path_qs), for assertions
+        self.keep_request_log = True
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- server lifecycle ---
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application(middlewares=[self._middleware], client_max_size=10 * 2**20)
+        ns = "/api/v1/namespaces/{ns}/pods"
+        app.router.add_get(ns, self._list_or_watch)
+        app.router.add_get("/api/v1/pods", self._list_or_watch)
+        app.router.add_post(ns, self._create)
+        app.router.add_get(ns + "/{name}", self._get)
+        app.router.add_delete(ns + "/{name}", self._delete)
+        app.router.add_get(ns + "/{name}/log", self._log)
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/fake/stats", self._stats)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        self._count_tcp(self._runner.server)
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sock = site._server.sockets[0]
+        self.url = "http://%s:%d" % sock.getsockname()[:2]
+        return self.url
+
+    async def stop(self) -> None:
+        self.drop_watches(abrupt=True)
+        for key in list(self._log_responses):
+            self._abort_logs(key)
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.stop()
+
+    def _count_tcp(self, server) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler, transport):
+            self.tcp_connections += 1
+            self.tcp_open += 1
+            self.tcp_peak_open = max(self.tcp_peak_open, self.tcp_open)
+            return made(handler, transport)
+
+        def connection_lost(handler, exc=None):
+            self.tcp_open -= 1
+            return lost(handler, exc)
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
+
+    # --- fault injection ---
+
+    def fail_requests(
+        self, n: int, *, status: int = 500, endpoint: str | None = None, method: str | None = None
+    ) -> None:
+        """The next `n` requests to `endpoint` (list, watch, create, get, delete, log; None
+        for any) answer an error Status with code `status`."""
+        self._failures.append({"n": n, "status": status, "endpoint": endpoint, "method": method})
+
+    def drop_watches(self, abrupt: bool = True) -> int:
+        """End every open watch stream: abruptly (connection reset) or cleanly (as a
+        server-side timeout does). Returns how many were dropped."""
+        n = 0
+        for w in list(self._watches):
+            n += 1
+            if abrupt:
+                if w.request.transport is not None:
+                    w.request.transport.abort()
+            w.queue.put_nowait(None)
+        return n
+
+    def compact(self) -> None:
+        """Forget the change history (etcd compaction): watches resuming from any version
+        older than the current one get 410 Gone."""
+        self.history.clear()
+        self.compacted_rv = self.rv
+
+    def expire_next_watches(self, n: int = 1) -> None:
+        """The next `n` watches that give a resourceVersion get 410 Gone, whatever it is."""
+        self._expire_next += n
+
+    def break_logs(self, name: str, namespace: str = "default", after_lines: int | None = None):
+        """Cut the pod's log streams: the open ones now (after_lines None), or the next
+        one after it has sent `after_lines` lines."""
+        key = (namespace, name)
+        if after_lines is None:
+            self._abort_logs(key)
+        else:
+            self._log_for(key).breaks.append(after_lines)
+
+    def _abort_logs(self, key) -> None:
+        for request in list(self._log_responses.get(key, {}).values()):
+            if request.transport is not None:
+                request.transport.abort()
+
+    # --- the Python side: driving pods as a kubelet would ---
+
+    def listen(self) -> asyncio.Queue:
+        """A queue of every (type, pod copy) change, for harnesses that act on pods."""
+        q: asyncio.Queue = asyncio.Queue()
+        self._listeners.append(q)
+        return q
+
+    def get_pod(self, name: str, namespace: str = "default") -> Pod | None:
+        return self.pods.get((namespace, name))
+
+    async def wait_for_pod(self, name: str, namespace: str = "default", timeout: float = 10) -> Pod:
+        deadline = time.monotonic() + timeout
+        while (namespace, name) not in self.pods:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pod {namespace}/{name} was not created")
+            await asyncio.sleep(0.01)
+        return self.pods[(namespace, name)]
+
+    async def wait_gone(self, name: str, namespace: str = "default", timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while (namespace, name) in self.pods:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pod {namespace}/{name} was not deleted")
+            await asyncio.sleep(0.01)
+
+    def add_pod(self, pod: Pod, namespace: str = "default") -> Pod:
+        """Put a pod in place directly (one made by a previous run of the service)."""
+        pod = copy.deepcopy(pod)
+        self._default_pod(pod, namespace)
+        return self._store("ADDED", pod)
+
+    def patch_pod(self, name: str, change: Callable[[Pod], Any], namespace: str = "default") -> Pod:
+        """Apply `change(pod)` in place and tell the watchers (MODIFIED)."""
+        pod = copy.deepcopy(self.pods[(namespace, name)])
+        change(pod)
+        return self._store("MODIFIED", pod)
+
+    def schedule(self, name: str, node: str = "node-1", namespace: str = "default") -> Pod:
+        def change(pod):
+            pod["spec"]["nodeName"] = node
+            st = pod["status"]
+            st["conditions"] = [c for c in st.get("conditions", []) if c["type"] != "PodScheduled"]
+            st["conditions"].append(
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}
+            )
+            st["hostIP"] = "10.0.0.1"
+            self._set_container_state(pod, {"waiting": {"reason": "ContainerCreating"}})
+
+        return self.patch_pod(name, change, namespace)
+
+    def set_unschedulable(
+        self,
+        name: str,
+        message: str = "0/3 nodes are available: 3 Insufficient memory.",
+        namespace: str = "default",
+        since: str | None = None,
+    ) -> Pod:
+        def change(pod):
+            st = pod["status"]
+            st["conditions"] = [c for c in st.get("conditions", []) if c["type"] != "PodScheduled"]
+            st["conditions"].append(
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": since or now_rfc3339(),
+                }
+            )
+
+        return self.patch_pod(name, change, namespace)
+
+    def set_waiting(
+        self, name: str, reason: str, message: str = "", namespace: str = "default"
+    ) -> Pod:
+        """The container waits: ContainerCreating, ErrImagePull, ImagePullBackOff..."""
+
+        def change(pod):
+            if not pod["spec"].get("nodeName"):
+                pod["spec"]["nodeName"] = "node-1"
+            waiting = {"reason": reason}
+            if message:
+                waiting["message"] = message
+            self._set_container_state(pod, {"waiting": waiting})
+
+        return self.patch_pod(name, change, namespace)
+
+    def start_container(self, name: str, namespace: str = "default", node: str = "node-1") -> Pod:
+        def change(pod):
+            pod["spec"].setdefault("nodeName", node)
+            pod["status"]["phase"] = "Running"
+            pod["status"]["startTime"] = pod["status"].get("startTime") or now_rfc3339()
+            self._set_container_state(pod, {"running": {"startedAt": now_rfc3339()}}, ready=True)
+
+        self._log_for((namespace, name))
+        return self.patch_pod(name, change, namespace)
+
+    def log(self, name: str, *lines: str, namespace: str = "default") -> None:
+        """Append lines (without newline) to the build container's log."""
+        log = self._log_for((namespace, name))
+        for line in lines:
+            log.lines.append((time.time_ns(), line))
+        log.notify()
+
+    def log_text(self, name: str, namespace: str = "default") -> str:
+        return "".join(t + "\n" for _, t in self._log_for((namespace, name)).lines)
+
+    def finish(
+        self,
+        name: str,
+        exit_code: int = 0,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        namespace: str = "default",
+    ) -> Pod:
+        """The container ends with `exit_code`; the pod is Succeeded (0) or Failed."""
+
+        def change(pod):
+            term = {
+                "exitCode": exit_code,
+                "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+                "startedAt": pod["status"].get("startTime") or now_rfc3339(),
+                "finishedAt": now_rfc3339(),
+            }
+            if message:
+                term["message"] = message
+            pod["status"]["phase"] = "Succeeded" if exit_code == 0 else "Failed"
+            self._set_container_state(pod, {"terminated": term})
+
+        pod = self.patch_pod(name, change, namespace)
+        log = self._log_for((namespace, name))
+        log.ended = True
+        log.notify()
+        return pod
+
+    def set_phase(
+        self, name: str, phase: str, reason: str = "", message: str = "", namespace: str = "default"
+    ) -> Pod:
+        """Set the pod phase (and pod-level reason), e.g. Failed/DeadlineExceeded."""
+
+        def change(pod):
+            pod["status"]["phase"] = phase
+            if reason:
+                pod["status"]["reason"] = reason
+            if message:
+                pod["status"]["message"] = message
+
+        pod = self.patch_pod(name, change, namespace)
+        if phase in ("Succeeded", "Failed"):
+            log = self._log_for((namespace, name))
+            log.ended = True
+            log.notify()
+        return pod
+
+    def delete_pod(self, name: str, namespace: str = "default") -> Pod | None:
+        """Delete a pod as someone else would (kubectl delete)."""
+        return self._remove(namespace, name)
+
+    # --- internals: storage and events ---
+
+    def _default_pod(self, pod: Pod, namespace: str) -> None:
+        meta = pod.setdefault("metadata", {})
+        meta["namespace"] = namespace
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_rfc3339())
+        pod.setdefault("apiVersion", "v1")
+        pod.setdefault("kind", "Pod")
+        spec = pod.setdefault("spec", {})
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        for c in spec.get("containers", []):
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("imagePullPolicy", "IfNotPresent")
+        st = pod.setdefault("status", {})
+        st.setdefault("phase", "Pending")
+        st.setdefault("qosClass", "BestEffort")
+
+    def _set_container_state(self, pod: Pod, state: dict, ready: bool = False) -> None:
+        container = pod["spec"]["containers"][0]
+        statuses = pod["status"].setdefault("containerStatuses", [])
+        if not statuses:
+            statuses.append(
+                {
+                    "name": container["name"],
+                    "image": container.get("image", ""),
+                    "imageID": "",
+                    "restartCount": 0,
+                    "started": False,
+                    "ready": False,
+                }
+            )
+        statuses[0]["state"] = state
+        statuses[0]["ready"] = ready
+        statuses[0]["started"] = "running" in state
+
+    def _store(self, type_: str, pod: Pod) -> Pod:
+        self.rv += 1
+        pod["metadata"]["resourceVersion"] = str(self.rv)
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self.pods[key] = pod
+        self._emit(type_, pod)
+        return copy.deepcopy(pod)
+
+    def _remove(self, namespace: str, name: str) -> Pod | None:
+        pod = self.pods.pop((namespace, name), None)
+        if pod is None:
+            return None
+        self.rv += 1
+        pod = copy.deepcopy(pod)
+        pod["metadata"]["resourceVersion"] = str(self.rv)
+        pod["metadata"]["deletionTimestamp"] = now_rfc3339()
+        pod["metadata"]["deletionGracePeriodSeconds"] = 0
+        self._emit("DELETED", pod)
+        log = self._logs.pop((namespace, name), None)
+        if log:
+            log.ended = True
+            log.notify()
+        return pod
+
+    def _emit(self, type_: str, pod: Pod) -> None:
+        ns = pod["metadata"]["namespace"]
+        self.history.append((self.rv, type_, ns, pod))
+        while len(self.history) > self.history_limit:
+            old = self.history.popleft()
+            self.compacted_rv = old[0]
+        labels = pod["metadata"].get("labels") or {}
+        for w in self._watches:
+            if (w.namespace is None or w.namespace == ns) and w.matches(labels):
+                w.queue.put_nowait((type_, pod))
+        for q in self._listeners:
+            q.put_nowait((type_, copy.deepcopy(pod)))
+
+    def _log_for(self, key) -> _Log:
+        if key not in self._logs:
+            self._logs[key] = _Log()
+        return self._logs[key]
+
+    # --- HTTP ---
+
+    @staticmethod
+    def _endpoint(request: web.Request) -> str:
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        if path.endswith("/log"):
+            return "log"
+        if path.endswith("{name}"):
+            return {"GET": "get", "DELETE": "delete"}.get(request.method, request.method)
+        if path.endswith("/pods"):
+            if request.method == "POST":
+                return "create"
+            return "watch" if _true(request.query.get("watch")) else "list"
+        return path
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        endpoint = self._endpoint(request)
+        if self.keep_request_log:
+            self.request_log.append((request.method, request.path_qs))
+        st = self.stats[endpoint]
+        st.requests += 1
+        for f in self._failures:
+            if f["n"] > 0 and f["endpoint"] in (None, endpoint) and f["method"] in (None, request.method):
+                f["n"] -= 1
+                reason = "InternalError" if f["status"] == 500 else "ServiceUnavailable"
+                return status_response(f["status"], reason, "injected failure")
+        st.open += 1
+        st.peak_open = max(st.peak_open, st.open)
+        try:
+            return await handler(request)
+        finally:
+            st.open -= 1
+
+    async def _version(self, request):
+        major, minor = self.kube_version.split(".")[:2]
+        return web.json_response({"major": major, "minor": minor, "gitVersion": f"v{self.kube_version}.0"})
+
+    async def _stats(self, request):
+        return web.json_response(self.stats_dict())
+
+    def stats_dict(self) -> dict:
+        return {
+            "endpoints": {k: vars(v) for k, v in self.stats.items()},
+            "tcp_connections": self.tcp_connections,
+            "tcp_peak_open": self.tcp_peak_open,
+        }
+
+    def _selected(self, namespace: str | None, matches) -> list[Pod]:
+        return [
+            p
+            for (ns, _), p in sorted(self.pods.items())
+            if (namespace is None or ns == namespace) and matches(p["metadata"].get("labels") or {})
+        ]
+
+    async def _list_or_watch(self, request: web.Request):
+        namespace = request.match_info.get("ns")
+        try:
+            matches = parse_selector(request.query.get("labelSelector", ""))
+        except ValueError as e:
+            return status_response(400, "BadRequest", str(e))
+        if _true(request.query.get("watch")):
+            return await self._watch(request, namespace, matches)
+        items = []
+        for p in self._selected(namespace, matches):
+            item = dict(p)
+            # A list's items carry no kind/apiVersion, as the real API answers.
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+            items.append(item)
+        return web.json_response(
+            {
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.rv)},
+                "items": items,
+            }
+        )
+
+    async def _watch(self, request: web.Request, namespace, matches):
+        rv_param = request.query.get("resourceVersion", "")
+        bookmarks = _true(request.query.get("allowWatchBookmarks"))
+        timeout = request.query.get("timeoutSeconds")
+        deadline = time.monotonic() + float(timeout) if timeout else None
+
+        initial: list[tuple[str, Pod]] = []
+        gone = None
+        if rv_param in ("", "0"):
+            initial = [("ADDED", p) for p in self._selected(namespace, matches)]
+        else:
+            try:
+                since = int(rv_param)
+            except ValueError:
+                return status_response(400, "BadRequest", f"invalid resource version {rv_param!r}")
+            if self._expire_next > 0 or since < self.compacted_rv:
+                self._expire_next = max(0, self._expire_next - 1)
+                gone = f"too old resource version: {since} ({self.compacted_rv + 1})"
+            else:
+                initial = [
+                    (t, p)
+                    for rv, t, ns, p in self.history
+                    if rv > since
+                    and (namespace is None or ns == namespace)
+                    and matches(p["metadata"].get("labels") or {})
+                ]
+        if gone and self.gone_as_http_status:
+            return status_response(410, "Expired", gone)
+
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if gone:
+            await resp.write(_line({"type": "ERROR", "object": status(410, "Expired", gone)}))
+            await resp.write_eof()
+            return resp
+
+        w = _Watch(namespace, matches, asyncio.Queue(), resp, request)
+        for item in initial:
+            w.queue.put_nowait(item)
+        self._watches.add(w)
+        try:
+            while True:
+                wait = self.bookmark_interval if bookmarks else None
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait = min(wait, left) if wait is not None else left
+                try:
+                    item = await asyncio.wait_for(w.queue.get(), wait)
+                except asyncio.TimeoutError:
+                    if bookmarks and w.queue.empty():
+                        await resp.write(
+                            _line(
+                                {
+                                    "type": "BOOKMARK",
+                                    "object": {
+                                        "kind": "Pod",
+                                        "apiVersion": "v1",
+                                        "metadata": {"resourceVersion": str(self.rv)},
+                                    },
+                                }
+                            )
+                        )
+                    continue
+                if item is None:  # dropped by a test
+                    break
+                type_, pod = item
+                await resp.write(_line({"type": type_, "object": pod}))
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
+            pass
+        finally:
+            self._watches.discard(w)
+        return resp
+
+    async def _create(self, request: web.Request):
+        namespace = request.match_info["ns"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return status_response(400, "BadRequest", "the body of the request was not valid JSON")
+        if not isinstance(body, dict):
+            return status_response(400, "BadRequest", "expected a Pod object")
+        body.setdefault("apiVersion", "v1")
+        body.setdefault("kind", "Pod")
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value")
+        if meta.get("namespace") not in (None, namespace):
+            return status_response(
+                400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        if self.validate:
+            import kubernetes_validate
+
+            try:
+                kubernetes_validate.validate(body, self.kube_version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                path = ".".join(str(p) for p in e.path)
+                return status_response(422, "Invalid", f'Pod "{name}" is invalid: {path}: {e.message}')
+        if (namespace, name) in self.pods:
+            return status_response(
+                409,
+                "AlreadyExists",
+                f'pods "{name}" already exists',
+                {"name": name, "kind": "pods"},
+            )
+        self._default_pod(body, namespace)
+        return web.json_response(self._store("ADDED", body), status=201)
+
+    async def _get(self, request: web.Request):
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        pod = self.pods.get((ns, name))
+        if pod is None:
+            return status_response(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        return web.json_response(pod)
+
+    async def _delete(self, request: web.Request):
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        pod = self._remove(ns, name)
+        if pod is None:
+            return status_response(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        return web.json_response(pod)
+
+    async def _log(self, request: web.Request):
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        key = (ns, name)
+        pod = self.pods.get(key)
+        if pod is None:
+            return status_response(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        container = request.query.get("container") or pod["spec"]["containers"][0]["name"]
+        if container not in [c["name"] for c in pod["spec"]["containers"]]:
+            return status_response(
+                400, "BadRequest", f"container {container} is not valid for pod {name}"
+            )
+        cs = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
+        state = cs.get("state") or {}
+        if not (state.get("running") or state.get("terminated")):
+            reason = (state.get("waiting") or {}).get("reason") or "ContainerCreating"
+            return status_response(
+                400,
+                "BadRequest",
+                f'container "{container}" in pod "{name}" is waiting to start: {reason}',
+            )
+        follow = _true(request.query.get("follow"))
+        timestamps = _true(request.query.get("timestamps"))
+        since_ns = None
+        if request.query.get("sinceTime"):
+            try:
+                since_ns = parse_rfc3339_ns(request.query["sinceTime"])
+            except ValueError:
+                return status_response(400, "BadRequest", "invalid sinceTime")
+        tail = request.query.get("tailLines")
+        log = self._log_for(key)
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        self._log_responses[key][id(request)] = request
+        sent = 0
+        break_after = log.breaks.popleft() if log.breaks else None
+        try:
+            lines = [(ts, t) for ts, t in log.lines if since_ns is None or ts >= since_ns]
+            index = len(log.lines)
+            if tail is not None:
+                lines = lines[-int(tail) :] if int(tail) > 0 else []
+            while True:
+                for ts, text in lines:
+                    if break_after is not None and sent >= break_after:
+                        request.transport.abort()
+                        return resp
+                    if self.log_delay:
+                        await asyncio.sleep(self.log_delay)
+                    out = f"{rfc3339nano(ts)} {text}\n" if timestamps else text + "\n"
+                    await resp.write(out.encode())
+                    sent += 1
+                if not follow or log.ended or key not in self.pods:
+                    break
+                changed = log.changed
+                if index == len(log.lines):
+                    await changed.wait()
+                lines = log.lines[index:]
+                index = len(log.lines)
+                if not lines and (log.ended or key not in self.pods):
+                    break
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
+            pass
+        finally:
+            self._log_responses[key].pop(id(request), None)
+        return resp
+
+
+def _line(obj: dict) -> bytes:
+    return (json.dumps(obj) + "\n").encode()

@@ -1,0 +1,709 @@
+"""KubernetesBuilder against the stand-in API server (tests/fakes/kubeapi.py).
+
+The fake speaks the real wire protocol; the tests play kubelet through its Python API
+(schedule, start_container, log, finish...) and inject faults (dropped watches, 410
+Gone, 500s, broken and slow log streams, pods deleted by someone else, stuck pods).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from r2dservice import naming
+from r2dservice.builders.base import BuildFailed, BuildRequest
+from r2dservice.builders.kubernetes import KubernetesBuilder
+from r2dservice.builders.objects import make_build_pod, to_dict
+from r2dservice.events import Event
+from tests.fakes.kubeapi import FakeKubeAPI, parse_selector, rfc3339nano
+
+NS = "builds"
+
+
+def r2d(message: str, phase: str | None = "building", **extra) -> str:
+    """One repo2docker --json-logs line."""
+    d = {"message": message, **extra}
+    if phase:
+        d["phase"] = phase
+    return json.dumps(d)
+
+
+def make_request(repo: str = "owner/repo", ref: str = "a" * 40, push: bool = True) -> BuildRequest:
+    image = naming.image_name("registry.example/r2d-", "gh", repo, ref, "f1")
+    return BuildRequest(
+        name=naming.build_name(image),
+        image_name=image,
+        repo_url=f"https://github.com/{repo}",
+        ref=ref,
+        provider="gh",
+        spec=f"{repo}/main",
+        push=push,
+        user="alice",
+    )
+
+
+@pytest.fixture
+async def kube():
+    fake = FakeKubeAPI(bookmark_interval=0.2)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def make_builder(kube: FakeKubeAPI, **traits) -> KubernetesBuilder:
+    traits.setdefault("build_image", "quay.io/jupyterhub/repo2docker:test")
+    traits.setdefault("push_secret", "push-creds")
+    b = KubernetesBuilder(k8s_api_url=kube.url, namespace=NS, reap_interval=3600, **traits)
+    # Seconds where production waits minutes.
+    b.backoff_base = 0.02
+    b.log_eof_grace = 0.3
+    b.log_drain_timeout = 5
+    b.watch_timeout_seconds = 30
+    return b
+
+
+@pytest.fixture
+async def builder(kube):
+    b = make_builder(kube)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+class Events(list):
+    """An emit() that records events, and lets a test wait for one."""
+
+    def __call__(self, event: Event) -> None:
+        assert event.phase not in ("waiting", "built", "ready", "failed"), event
+        self.append(event)
+
+    @property
+    def messages(self) -> list[str]:
+        return [e.message for e in self]
+
+    async def wait_for(self, text: str, timeout: float = 5) -> Event:
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self:
+                if text in e.message:
+                    return e
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no event with {text!r} in {self.messages}")
+            await asyncio.sleep(0.01)
+
+
+def start_build(builder, request, events=None):
+    events = events if events is not None else Events()
+    task = asyncio.create_task(builder.build(request, events))
+    return task, events
+
+
+async def run_pod_to_success(kube, name, lines=("step 1", "step 2")):
+    kube.schedule(name, namespace=NS)
+    kube.start_container(name, namespace=NS)
+    kube.log(name, r2d("Picked Git content provider.\n", phase=None), namespace=NS)
+    kube.log(name, *(r2d(line + "\n") for line in lines), namespace=NS)
+    kube.finish(name, 0, namespace=NS)
+
+
+# --- the happy path -----------------------------------------------------------------
+
+
+async def test_build_succeeds_when_container_exits_zero(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    pod = await kube.wait_for_pod(req.name, NS)
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "build"
+    await events.wait_for("created")
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    msgs = events.messages
+    assert "step 1\n" in msgs and "step 2\n" in msgs
+    # repo2docker's first line has no phase: it is fetching
+    first = next(e for e in events if "Picked Git" in e.message)
+    assert first.phase == "fetching"
+    assert any(e.phase == "building" for e in events)
+    # the finished pod is deleted
+    await kube.wait_gone(req.name, NS)
+
+
+async def test_pod_spec_is_what_make_build_pod_makes(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    pod = await kube.wait_for_pod(req.name, NS)
+    expected = to_dict(make_build_pod(req, builder.pod_config()))
+    assert pod["spec"]["containers"][0]["args"] == expected["spec"]["containers"][0]["args"]
+    assert pod["metadata"]["annotations"] == expected["metadata"]["annotations"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_fast_pod_pending_to_succeeded_still_reads_whole_log(kube, builder):
+    """The container ran and ended between two watch events: the log is read after."""
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    # The log exists before the builder sees the pod running.
+    kube.patch_pod(req.name, lambda p: None, namespace=NS)
+    kube._log_for((NS, req.name)).lines.append((time.time_ns(), r2d("quick\n")))
+
+    def to_done(pod):
+        kube._set_container_state(
+            pod, {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": "2024-01-01T00:00:00Z"}}
+        )
+        pod["status"]["phase"] = "Succeeded"
+
+    kube._log_for((NS, req.name)).ended = True
+    kube.patch_pod(req.name, to_done, namespace=NS)
+    await asyncio.wait_for(task, 10)
+    assert "quick\n" in events.messages
+
+
+# --- honest failures ------------------------------------------------------------------
+
+
+async def test_nonzero_exit_fails_with_last_repo2docker_error(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(
+        req.name,
+        r2d("Step 1/3\n"),
+        r2d("Error during build: apt failed\n", phase="failed"),
+        r2d("some later noise\n"),
+        namespace=NS,
+    )
+    kube.finish(req.name, 1, namespace=NS)
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(task, 10)
+    assert "apt failed" in e.value.message
+    # the failed line was passed on as a progress event, not as a terminal one
+    line = next(ev for ev in events if "apt failed" in ev.message)
+    assert line.phase == "building"
+    await kube.wait_gone(req.name, NS)
+
+
+async def test_nonzero_exit_without_error_line_names_exit_code_and_last_line(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, "plain text, not json", namespace=NS)
+    kube.finish(req.name, 2, namespace=NS)
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(task, 10)
+    assert "exit code 2" in e.value.message
+    assert "plain text, not json" in e.value.message
+
+
+async def test_oom_killed(kube, builder):
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.finish(req.name, 137, reason="OOMKilled", namespace=NS)
+    with pytest.raises(BuildFailed, match="out of memory"):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_evicted_pod_fails_with_the_reason(kube, builder):
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.set_phase(
+        req.name,
+        "Failed",
+        reason="Evicted",
+        message="The node was low on resource: ephemeral-storage.",
+        namespace=NS,
+    )
+    with pytest.raises(BuildFailed, match="Evicted: The node was low"):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_pod_deleted_by_someone_else_fails(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("working\n"), namespace=NS)
+    await events.wait_for("working")
+    kube.delete_pod(req.name, NS)
+    with pytest.raises(BuildFailed, match="deleted before the build finished"):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_pod_deleted_after_success_by_another_replica_is_success(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("done\n"), namespace=NS)
+    await events.wait_for("done")
+    # The other replica saw Succeeded first and cleaned up; we only see the deletion,
+    # whose object carries the final state.
+    kube.drop_watches()
+    kube.finish(req.name, 0, namespace=NS)
+    kube.delete_pod(req.name, NS)
+    await asyncio.wait_for(task, 10)
+
+
+async def test_image_pull_backoff_fails_after_grace(kube):
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, events = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.set_waiting(
+            req.name, "ErrImagePull", 'failed to pull image "quay.io/x:nope": not found', namespace=NS
+        )
+        await events.wait_for("ErrImagePull")
+        kube.set_waiting(req.name, "ImagePullBackOff", 'Back-off pulling image "quay.io/x:nope"', namespace=NS)
+        t0 = time.monotonic()
+        with pytest.raises(BuildFailed) as e:
+            await asyncio.wait_for(task, 10)
+        assert time.monotonic() - t0 < 5
+        assert "ImagePullBackOff" in e.value.message and "could not start" in e.value.message
+        await kube.wait_gone(req.name, NS)
+    finally:
+        await b.stop()
+
+
+async def test_stuck_pod_that_recovers_within_grace_builds(kube):
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, events = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.set_waiting(req.name, "ImagePullBackOff", "slow registry", namespace=NS)
+        await events.wait_for("ImagePullBackOff")
+        await asyncio.sleep(0.5)
+        kube.set_waiting(req.name, "ContainerCreating", namespace=NS)
+        await asyncio.sleep(0.8)  # past the grace, counted from the first stuck state
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(task, 10)
+    finally:
+        await b.stop()
+
+
+async def test_unschedulable_fails_after_grace(kube):
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, _ = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.set_unschedulable(req.name, "0/3 nodes are available: 3 Insufficient memory.", namespace=NS)
+        with pytest.raises(BuildFailed, match="Insufficient memory"):
+            await asyncio.wait_for(task, 10)
+    finally:
+        await b.stop()
+
+
+async def test_build_timeout(kube):
+    b = make_builder(kube, build_timeout=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, _ = start_build(b, req)
+        pod = await kube.wait_for_pod(req.name, NS)
+        assert pod["spec"]["activeDeadlineSeconds"] == 1
+        kube.start_container(req.name, namespace=NS)
+        with pytest.raises(BuildFailed, match="longer than 1 second"):
+            await asyncio.wait_for(task, 10)
+        await kube.wait_gone(req.name, NS)
+    finally:
+        await b.stop()
+
+
+async def test_deadline_exceeded_by_kubelet(kube, builder):
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    # The kubelet fails the pod past activeDeadlineSeconds, then kills the container.
+    kube.set_phase(
+        req.name,
+        "Failed",
+        reason="DeadlineExceeded",
+        message="Pod was active on the node longer than the specified deadline",
+        namespace=NS,
+    )
+    kube.finish(req.name, 143, namespace=NS)
+    with pytest.raises(BuildFailed, match="longer than"):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_create_rejected_is_a_failure_with_the_api_message(kube, builder):
+    kube.fail_requests(1, status=403, endpoint="create")
+    req = make_request()
+    with pytest.raises(BuildFailed, match="injected failure"):
+        await builder.build(req, Events())
+
+
+# --- joining, cancelling, cleanup ---------------------------------------------------------
+
+
+async def test_create_conflict_joins_the_running_pod(kube, builder):
+    req = make_request()
+    # Another replica made the pod and it is already running.
+    other = to_dict(make_build_pod(req, builder.pod_config()))
+    kube.add_pod(other, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("from before\n"), namespace=NS)
+    task, events = start_build(builder, req)
+    await events.wait_for("Joining the build")
+    await events.wait_for("from before")
+    kube.log(req.name, r2d("after join\n"), namespace=NS)
+    kube.finish(req.name, 0, namespace=NS)
+    await asyncio.wait_for(task, 10)
+    assert kube.stats["create"].requests == 1
+    assert events.messages.count("from before\n") == 1
+
+
+async def test_two_builders_share_one_pod(kube):
+    """Two replicas asked for the same image: one pod, both see it succeed."""
+    b1, b2 = make_builder(kube), make_builder(kube)
+    await b1.start()
+    await b2.start()
+    try:
+        req = make_request()
+        t1, e1 = start_build(b1, req)
+        await kube.wait_for_pod(req.name, NS)
+        t2, e2 = start_build(b2, req)
+        await e2.wait_for("Joining")
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(asyncio.gather(t1, t2), 10)
+        assert "step 2\n" in e1.messages and "step 2\n" in e2.messages
+    finally:
+        await b1.stop()
+        await b2.stop()
+
+
+async def test_cancel_deletes_the_pod(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    await events.wait_for("started")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert kube.get_pod(req.name, NS) is None
+
+
+async def test_stop_then_cancel_leaves_pod_running_and_restart_adopts_it(kube):
+    b = make_builder(kube)
+    await b.start()
+    req = make_request()
+    task, events = start_build(b, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("line one\n"), namespace=NS)
+    await events.wait_for("line one")
+    # Shutdown: stop() first, then the manager cancels the build tasks.
+    await b.stop()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert kube.get_pod(req.name, NS) is not None
+
+    kube.log(req.name, r2d("line two\n"), namespace=NS)
+    b2 = make_builder(kube)
+    adopted = await b2.start()
+    try:
+        assert adopted == [req]
+        events2 = Events()
+        follow = asyncio.create_task(b2.follow(adopted[0], events2))
+        await events2.wait_for("line two")
+        kube.log(req.name, r2d("line three\n"), namespace=NS)
+        kube.finish(req.name, 0, namespace=NS)
+        await asyncio.wait_for(follow, 10)
+        # the whole log, once
+        assert [m for m in events2.messages if m.startswith("line")] == [
+            "line one\n",
+            "line two\n",
+            "line three\n",
+        ]
+        await kube.wait_gone(req.name, NS)
+    finally:
+        await b2.stop()
+
+
+async def test_start_adopts_only_running_build_pods(kube):
+    b = make_builder(kube)
+    config = b.pod_config()
+    running, done, foreign = make_request("a/running"), make_request("a/done"), make_request("a/x")
+    for r in (running, done):
+        kube.add_pod(to_dict(make_build_pod(r, config)), NS)
+    kube.start_container(running.name, namespace=NS)
+    kube.start_container(done.name, namespace=NS)
+    kube.finish(done.name, 0, namespace=NS)
+    # a pod with our labels but without our annotations, and one without our labels
+    stray = to_dict(make_build_pod(foreign, config))
+    stray["metadata"]["annotations"] = {}
+    kube.add_pod(stray, NS)
+    kube.add_pod({"metadata": {"name": "unrelated"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, NS)
+    adopted = await b.start()
+    try:
+        assert adopted == [running]
+    finally:
+        await b.stop()
+
+
+async def test_follow_of_vanished_pod_fails(kube, builder):
+    with pytest.raises(BuildFailed, match="no longer exists"):
+        await builder.follow(make_request(), Events())
+
+
+async def test_reaper_deletes_old_pods_and_orphans(kube, builder):
+    config = builder.pod_config()
+    old, orphan, fresh = make_request("a/old"), make_request("a/orphan"), make_request("a/fresh")
+    for r in (old, orphan, fresh):
+        kube.add_pod(to_dict(make_build_pod(r, config)), NS)
+    kube.patch_pod(old.name, lambda p: p["metadata"].update(creationTimestamp="2020-01-01T00:00:00Z"), NS)
+    kube.start_container(orphan.name, namespace=NS)
+    kube.finish(orphan.name, 0, namespace=NS)
+
+    def long_ago(pod):
+        pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = "2020-01-01T00:00:00Z"
+
+    kube.patch_pod(orphan.name, long_ago, NS)
+    await asyncio.sleep(0.2)  # let the watch see them
+    reaped = await builder.reap()
+    assert sorted(reaped) == sorted([old.name, orphan.name])
+    assert kube.get_pod(fresh.name, NS) is not None
+    assert kube.get_pod(old.name, NS) is None
+
+
+# --- the shared watch under faults ------------------------------------------------------
+
+
+async def test_watch_dropped_mid_build_reconnects_without_losing_state(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    watches_before = kube.stats["watch"].requests
+    assert kube.drop_watches(abrupt=True) == 1
+    # changes while nobody watches
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("hello\n"), namespace=NS)
+    kube.finish(req.name, 0, namespace=NS)
+    await asyncio.wait_for(task, 10)
+    assert kube.stats["watch"].requests > watches_before
+    assert "hello\n" in events.messages
+
+
+async def test_watch_410_gone_relists(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    lists_before = builder._watch.lists
+    kube.expire_next_watches(1)
+    kube.drop_watches(abrupt=False)
+    kube.start_container(req.name, namespace=NS)
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    assert builder._watch.lists > lists_before
+
+
+async def test_watch_410_after_compaction(kube, builder):
+    """A real compaction: the resourceVersion we hold falls out of history."""
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.drop_watches()
+    kube.start_container(req.name, namespace=NS)
+    kube.compact()
+    lists_before = builder._watch.lists
+    kube.log(req.name, r2d("x\n"), namespace=NS)
+    kube.finish(req.name, 0, namespace=NS)
+    await asyncio.wait_for(task, 10)
+    assert builder._watch.lists > lists_before
+
+
+async def test_watch_410_as_http_status(kube, builder):
+    kube.gone_as_http_status = True
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    lists_before = builder._watch.lists
+    kube.expire_next_watches(1)
+    kube.drop_watches()
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    assert builder._watch.lists > lists_before
+
+
+async def test_pod_deleted_while_watch_was_down_is_noticed_on_relist(kube, builder):
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    await asyncio.sleep(0.1)
+    kube.expire_next_watches(1)
+    kube.drop_watches()
+    kube.delete_pod(req.name, NS)
+    with pytest.raises(BuildFailed, match="deleted before"):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_watch_survives_500s(kube, builder):
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.fail_requests(3, status=500, endpoint="watch")
+    kube.fail_requests(2, status=503, endpoint="list")
+    kube.expire_next_watches(1)  # so the relist meets the failing list
+    kube.drop_watches()
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    assert builder._watch.errors >= 3
+
+
+async def test_create_retries_500s(kube, builder):
+    kube.fail_requests(2, status=500, endpoint="create")
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    assert kube.stats["create"].requests == 3
+
+
+async def test_start_retries_a_failing_list(kube):
+    kube.fail_requests(2, status=500, endpoint="list")
+    b = make_builder(kube)
+    assert await b.start() == []
+    await b.stop()
+
+
+async def test_start_fails_fast_on_forbidden(kube):
+    kube.fail_requests(1, status=403, endpoint="list")
+    b = make_builder(kube)
+    with pytest.raises(Exception, match="403"):
+        await b.start()
+
+
+# --- logs under faults -------------------------------------------------------------------
+
+
+async def test_broken_log_stream_resumes_without_loss_or_repeats(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.break_logs(req.name, NS, after_lines=3)
+    kube.break_logs(req.name, NS, after_lines=2)
+    kube.start_container(req.name, namespace=NS)
+    # many lines with the same timestamp, the hard case for resuming
+    same = time.time_ns()
+    log = kube._log_for((NS, req.name))
+    for i in range(10):
+        log.lines.append((same, r2d(f"line {i}\n")))
+    log.notify()
+    await events.wait_for("line 9")
+    kube.log(req.name, *(r2d(f"line {i}\n") for i in range(10, 15)), namespace=NS)
+    await events.wait_for("line 14")
+    kube.break_logs(req.name, NS)  # cut the live stream too
+    kube.log(req.name, *(r2d(f"line {i}\n") for i in range(15, 20)), namespace=NS)
+    kube.finish(req.name, 0, namespace=NS)
+    await asyncio.wait_for(task, 10)
+    lines = [m for m in events.messages if m.startswith("line ")]
+    assert lines == [f"line {i}\n" for i in range(20)]
+    assert kube.stats["log"].requests >= 4
+
+
+async def test_slow_log_stream_does_not_block_other_builds(kube, builder):
+    slow, fast = make_request("a/slow"), make_request("a/fast")
+    kube.log_delay = 0.0
+    ts, es = start_build(builder, slow)
+    tf, ef = start_build(builder, fast)
+    await kube.wait_for_pod(slow.name, NS)
+    await kube.wait_for_pod(fast.name, NS)
+    kube.start_container(slow.name, namespace=NS)
+    kube.log(slow.name, *(r2d(f"slow {i}\n") for i in range(5)), namespace=NS)
+    await es.wait_for("slow 4")
+    kube.log_delay = 0.2  # every line sent from now on trickles
+    kube.log(slow.name, r2d("slow 5\n"), r2d("slow 6\n"), namespace=NS)
+    t0 = time.monotonic()
+    await run_pod_to_success(kube, fast.name, lines=["quick"])
+    kube.log_delay = 0.0
+    await asyncio.wait_for(tf, 10)
+    assert time.monotonic() - t0 < 2
+    kube.finish(slow.name, 0, namespace=NS)
+    await asyncio.wait_for(ts, 10)
+    assert "slow 6\n" in es.messages
+
+
+async def test_log_not_ready_yet_is_retried(kube, builder):
+    """The watch says Running before the kubelet serves the log (400 waiting to start)."""
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.fail_requests(2, status=400, endpoint="log")
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    assert "step 2\n" in events.messages
+
+
+# --- one watch, one log stream per build -----------------------------------------------
+
+
+async def test_connections_one_watch_one_log_per_build(kube, builder):
+    reqs = [make_request(f"o/r{i}") for i in range(10)]
+    tasks = [start_build(builder, r)[0] for r in reqs]
+    for r in reqs:
+        await kube.wait_for_pod(r.name, NS)
+        kube.start_container(r.name, namespace=NS)
+    for _ in range(3):
+        for r in reqs:
+            kube.log(r.name, r2d("x\n"), namespace=NS)
+        await asyncio.sleep(0.05)
+    assert kube.stats["watch"].open == 1
+    assert kube.stats["log"].open == len(reqs)
+    for r in reqs:
+        kube.finish(r.name, 0, namespace=NS)
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert kube.stats["watch"].requests == 1
+    assert kube.stats["log"].requests == len(reqs)
+    assert kube.stats["list"].requests == 1
+
+
+# --- the fake itself speaks the protocol ---------------------------------------------------
+
+
+def test_label_selector_parsing():
+    m = parse_selector("a=b,c!=d,e,!f,g in (1, 2),h notin (3)")
+    assert m({"a": "b", "e": "", "g": "1"})
+    assert not m({"a": "b", "e": "", "g": "3"})
+    assert not m({"a": "b", "c": "d", "e": "", "g": "1"})
+    assert not m({"a": "b", "e": "", "f": "", "g": "1"})
+    assert not m({"a": "b", "e": "", "g": "1", "h": "3"})
+    assert parse_selector("a==b")({"a": "b"})
+    with pytest.raises(ValueError):
+        parse_selector("a b c")
+
+
+def test_rfc3339nano_trims_zeros():
+    assert rfc3339nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
+    assert rfc3339nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
+
+
+async def test_fake_validates_pods_strictly(kube, builder):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        body = {"metadata": {"name": "bad"}, "spec": {"containers": [{"name": "c", "image": "x", "bogus": 1}]}}
+        async with s.post(f"{kube.url}/api/v1/namespaces/{NS}/pods", json=body) as r:
+            assert r.status == 422
+            assert (await r.json())["reason"] == "Invalid"
+        async with s.get(f"{kube.url}/api/v1/namespaces/{NS}/pods/nope") as r:
+            assert r.status == 404
+            assert (await r.json())["reason"] == "NotFound"
