@@ -119,14 +119,21 @@ class LocalBuilder(Builder):
         return last_error
 
     async def _kill(self, proc) -> None:
-        """SIGTERM the process group, then SIGKILL it after the grace period."""
-        for sig, wait in ((signal.SIGTERM, self.kill_grace), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), wait)
-                break
-            except asyncio.TimeoutError:
-                continue
+        """SIGTERM the process group, then SIGKILL whatever of it is left.
+
+        The group matters: repo2docker's children (docker buildx, git) would
+        otherwise outlive it and go on building.
+        """
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), self.kill_grace)
+        except asyncio.TimeoutError:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await proc.wait()

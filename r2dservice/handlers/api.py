@@ -110,6 +110,7 @@ class LogHandler(APIHandler):
 class ImageHandler(APIHandler):
     async def get(self, provider: str, spec: str):
         """What image a spec gives and whether it exists, without building."""
+        spec = self.raw_spec("api/images", provider)
         try:
             self.write_json(await self.manager.lookup(provider, spec))
         except BuildRejected as e:

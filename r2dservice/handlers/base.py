@@ -35,6 +35,13 @@ class BaseHandler(web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status_code, "message": message}))
 
+    def raw_spec(self, route: str, provider: str) -> str:
+        """The spec as sent, still URL-escaped: tornado unescapes path arguments,
+        which would turn a git/ or gl/ spec's escaped slashes into real ones."""
+        path = self.request.path
+        marker = f"{self.settings['base_url']}{route}/{provider}/"
+        return path[len(marker):] if path.startswith(marker) else path.rsplit(provider + "/", 1)[-1]
+
     def json_body(self) -> dict:
         if not self.request.body:
             return {}

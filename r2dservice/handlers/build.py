@@ -15,6 +15,7 @@ class BuildStreamHandler(BaseHandler):
     """
 
     async def get(self, provider: str, spec: str):
+        spec = self.raw_spec("build", provider)
         start_sse(self)
         caller = self.caller
         if not caller.may_use:
