@@ -16,7 +16,7 @@ from traitlets.config import Application, catch_config_error
 from ._version import __version__
 from .builders.base import Builder
 from .builds import BuildManager
-from .handlers import api, build, health
+from .handlers import api, build, health, metrics
 from .naming import NamingError, split_image_name, validate_image_name
 
 BUILDERS = {
@@ -116,6 +116,13 @@ class R2DService(Application):
     )
     keepalive_interval = Float(
         15, config=True, help="Seconds between `:keepalive` comments on idle event streams."
+    )
+
+    metrics_token = Unicode(
+        "",
+        config=True,
+        help="""When set, /metrics answers only requests with
+        `Authorization: Bearer <metrics_token>`. Default: open, like /health.""",
     )
 
     build_manager = Any()
@@ -237,6 +244,9 @@ class R2DService(Application):
             resolver=self.resolver,
             image_prefix=self.image_prefix,
         )
+        from .metrics import observe
+
+        observe(self.build_manager)
 
     def routes(self) -> list:
         b = self.base_url
@@ -252,6 +262,7 @@ class R2DService(Application):
             (rf"{b}api/repoproviders", api.RepoProvidersHandler),
             (rf"{b}health", health.HealthHandler),
             (rf"{b}versions", health.VersionsHandler),
+            (rf"{b}metrics", metrics.MetricsHandler),
         ]
 
     def make_app(self) -> tornado.web.Application:
@@ -263,6 +274,7 @@ class R2DService(Application):
             health_checks=self.health_checks,
             builder_info={"class": type(self.builder).__name__},
             authenticator=None,
+            metrics_token=self.metrics_token,
             log_function=self._log_request,
         )
 

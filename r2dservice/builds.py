@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from typing import Any, Callable, Iterable
@@ -19,17 +18,10 @@ from traitlets.config import LoggingConfigurable
 from . import naming
 from .builders.base import Builder, BuildFailed, BuildRequest
 from .events import Event, failed
+from .spec import redact, redact_url
 
 # Builds end in one of these states; "queued" and "running" come before.
 FINISHED_STATES = frozenset({"ready", "failed", "cancelled"})
-
-_CREDENTIALS_IN_URL = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def redact(text: str) -> str:
-    """Hide credentials embedded in URLs (https://user:token@host/...)."""
-    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
-
 
 class BuildRejected(Exception):
     """A request that cannot become a build; `status` is the HTTP status to answer."""
@@ -134,7 +126,7 @@ class Build:
             "image_name": r.image_name,
             "provider": r.provider,
             "spec": r.spec,
-            "repo_url": redact(r.repo_url),
+            "repo_url": redact_url(r.repo_url),
             "ref": r.ref,
             "user": r.user,
             "created": self.created,
@@ -259,7 +251,7 @@ class BuildManager(LoggingConfigurable):
             "image_name": image,
             "exists": await self._exists(image),
             "resolved_ref": resolved.resolved_ref,
-            "repo_url": redact(resolved.repo_url),
+            "repo_url": redact_url(resolved.repo_url),
             "build_id": active.id if active else None,
         }
 
@@ -271,9 +263,23 @@ class BuildManager(LoggingConfigurable):
         Raises BuildRejected (bad spec, unknown ref, registry down, no permission to
         build, queue full) with a message for a person and an HTTP status.
         """
+        try:
+            build = await self._request(provider, spec, user, may_build)
+        except BuildRejected:
+            self._count("rejected")
+            raise
+        return build
+
+    def _count(self, result: str) -> None:
+        from .metrics import REQUESTS
+
+        REQUESTS.labels(result=result).inc()
+
+    async def _request(self, provider, spec, user, may_build) -> Build:
         resolved, image = await self._resolve(provider, spec)
         active = self._active.get(image)
         if active is not None:
+            self._count("joined")
             return active
         request = BuildRequest(
             name=naming.build_name(image),
@@ -287,10 +293,12 @@ class BuildManager(LoggingConfigurable):
         )
         ready_extra = self._ready_extra(resolved)
         if await self._exists(image):
+            self._count("cached")
             return Build.already_built(request, ready_extra)
         # Another request may have started this build while we asked the registry.
         active = self._active.get(image)
         if active is not None:
+            self._count("joined")
             return active
         if not may_build:
             raise BuildRejected(
@@ -301,12 +309,13 @@ class BuildManager(LoggingConfigurable):
                 f"Too many builds are waiting ({len(self._queue)}); try again in a few minutes.",
                 503,
             )
+        self._count("new")
         return self._enqueue(Build(request, ready_extra))
 
     @staticmethod
     def _ready_extra(resolved) -> dict[str, Any]:
         return {
-            "repo_url": redact(resolved.repo_url),
+            "repo_url": redact_url(resolved.repo_url),
             "binder_ref_url": resolved.ref_url,
             "binder_request": f"v2/{resolved.provider}/{resolved.spec}",
             "binder_persistent_request": f"v2/{resolved.provider}/{resolved.persistent_spec}",
@@ -360,12 +369,14 @@ class BuildManager(LoggingConfigurable):
         def emit(event: Event) -> None:
             if event.terminal:  # builders never end a build; we do
                 event = Event("building", event.message, event.extra)
-            build.emit(Event(event.phase, redact(event.message), event.extra))
+            url = build.request.repo_url
+            extra = {k: redact(v, url) if isinstance(v, str) else v for k, v in event.extra.items()}
+            build.emit(Event(event.phase, redact(event.message, url), extra))
 
         try:
             await run(build.request, emit)
         except BuildFailed as e:
-            self._finish(build, "failed", failed(redact(e.message)))
+            self._finish(build, "failed", failed(redact(e.message, build.request.repo_url)))
         except asyncio.CancelledError:
             if self._stopping and self.builder.survives_restart:
                 return  # left running for the next start to adopt
@@ -428,7 +439,7 @@ class BuildManager(LoggingConfigurable):
     @staticmethod
     def _adopted_ready_extra(request: BuildRequest) -> dict[str, Any]:
         return {
-            "repo_url": redact(request.repo_url),
+            "repo_url": redact_url(request.repo_url),
             "binder_ref_url": "",
             "binder_request": f"v2/{request.provider}/{request.spec}",
             "binder_persistent_request": "",
