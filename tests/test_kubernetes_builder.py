@@ -707,3 +707,105 @@ async def test_fake_validates_pods_strictly(kube, builder):
         async with s.get(f"{kube.url}/api/v1/namespaces/{NS}/pods/nope") as r:
             assert r.status == 404
             assert (await r.json())["reason"] == "NotFound"
+
+
+# --- r2dservice build-pod ------------------------------------------------------------------
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def write_config(tmp_path) -> str:
+    path = tmp_path / "r2dservice_config.py"
+    path.write_text(
+        "c.R2DService.image_prefix = 'registry.example.org:5000/binder/r2d-'\n"
+        "c.KubernetesBuilder.namespace = 'binder'\n"
+        "c.KubernetesBuilder.push_secret = 'push-creds'\n"
+        "c.KubernetesBuilder.repo2docker_extra_args = ['--appendix=RUN true']\n"
+        "c.KubernetesBuilder.tolerations = [{'key': 'builds', 'operator': 'Exists'}]\n"
+    )
+    return str(path)
+
+
+async def test_build_pod_manifest_is_what_the_service_creates(tmp_path):
+    import yaml
+
+    from r2dservice.buildpod import BuildPodApp
+
+    app = BuildPodApp()
+    app.initialize(["-f", write_config(tmp_path), "--ref", SHA, "--user", "alice", "gh/owner/repo/main"])
+    pod = yaml.safe_load(await app.manifest("gh/owner/repo/main"))
+    builder = KubernetesBuilder(config=app.config)
+    image = naming.image_name(
+        "registry.example.org:5000/binder/r2d-", "gh", "owner/repo", SHA, builder.fingerprint()
+    )
+    req = BuildRequest(
+        name=naming.build_name(image),
+        image_name=image,
+        repo_url="https://github.com/owner/repo",
+        ref=SHA,
+        provider="gh",
+        spec="owner/repo/main",
+        push=True,
+        user="alice",
+    )
+    assert pod == to_dict(builder.make_pod(req))
+    assert pod["metadata"]["namespace"] == "binder"
+    assert "--appendix=RUN true" in pod["spec"]["containers"][0]["args"]
+
+
+@pytest.mark.parametrize(
+    "spec, url",
+    [
+        ("gl/group%2Fsub%2Fproject/main", "https://gitlab.com/group/sub/project.git"),
+        ("git/https%3A%2F%2Fexample.org%2Frepo.git/main", "https://example.org/repo.git"),
+        ("gist/octocat/6cad326836d38bd3a7ae/HEAD", "https://gist.github.com/octocat/6cad326836d38bd3a7ae.git"),
+    ],
+)
+async def test_build_pod_clone_urls_offline(spec, url):
+    import yaml
+
+    from r2dservice.buildpod import BuildPodApp
+
+    app = BuildPodApp()
+    app.initialize(["--ref", SHA, spec])
+    pod = yaml.safe_load(await app.manifest(spec))
+    assert pod["spec"]["containers"][0]["args"][-1] == url
+    # the service's default image prefix when the config names none
+    assert pod["metadata"]["annotations"]["r2dservice.jupyter.org/image"].startswith("r2d-")
+
+
+def test_build_pod_command_prints_valid_yaml(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "r2dservice", "build-pod", "-f", write_config(tmp_path),
+         "gh/owner/repo/main", "--ref", SHA],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    path = tmp_path / "pod.yaml"
+    path.write_text(out.stdout)
+    check = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout
+    assert "passed" in check.stdout
+
+
+def test_build_pod_command_reports_bad_specs(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "r2dservice", "build-pod", "nonsense", "--ref", SHA],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "<provider>/<spec>" in out.stderr
