@@ -179,6 +179,7 @@ class BuildManager(LoggingConfigurable):
         self._running: set[Build] = set()
         self._listeners: list[Callable[[str, Build], Any]] = []
         self._stopping = False
+        self._checks: dict[str, asyncio.Future] = {}  # image -> registry check in flight
 
     @default("log")
     def _log_default(self):
@@ -236,10 +237,16 @@ class BuildManager(LoggingConfigurable):
         return resolved, self.image_for(resolved)
 
     async def _exists(self, image: str) -> bool:
+        """Ask the registry, once for all the requests that ask at the same time."""
         from .registry import RegistryError
 
+        check = self._checks.get(image)
+        if check is None:
+            check = asyncio.ensure_future(self.registry.exists(image))
+            self._checks[image] = check
+            check.add_done_callback(lambda _: self._checks.pop(image, None))
         try:
-            return await self.registry.exists(image)
+            return await asyncio.shield(check)
         except RegistryError as e:
             raise BuildRejected(f"Could not check whether {image} exists: {e}", 503) from None
 

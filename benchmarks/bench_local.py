@@ -1,0 +1,191 @@
+"""Benchmarks of the service with the local builder, measured side by side in one run.
+
+(a) overhead: a build through the service / the same repo2docker command run directly,
+    alternating on fresh commits of one repository (target <= 1.03);
+(b) latency from request to `ready` for an image already in the registry, against a git
+    daemon on loopback (target p50 <= 10 ms);
+(c) 200 concurrent viewers of one new build: builds started, viewers reaching `ready`,
+    first-event p50, the service's peak RSS (target 1, 200, <= 100 ms, <= 150 MB).
+
+Run with `bash benchmarks/run.sh local` (it starts Docker and the registry first).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+from tests.fakes.gitserver import GitDaemon, make_repo
+from tests.support.service import ServiceProcess
+from tests.support.sse import read_events
+
+REGISTRY = os.environ.get("R2D_TEST_REGISTRY", "127.0.0.1:5000")
+BASE = os.environ.get("R2D_TEST_BASE_IMAGE", "r2dservice-base:bookworm")
+R2D_CONFIG = os.environ.get("R2D_TEST_REPO2DOCKER_CONFIG", "dev/repo2docker_config.py")
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+class Bench:
+    def __init__(self, workdir: Path):
+        self.run = uuid.uuid4().hex[:6]
+        self.prefix = f"{REGISTRY}/r2dbench-{self.run}-"
+        self.before_build: list[float] = []  # request -> first event, in (a)
+        self.git = GitDaemon(workdir / "git").start()
+        self.git.root = workdir / "git"
+        self.service = ServiceProcess(
+            str(workdir),
+            f"""
+            c.R2DService.auth_enabled = False
+            c.R2DService.image_prefix = "{self.prefix}"
+            c.LocalBuilder.repo2docker_extra_args = ["--config", "{os.path.abspath(R2D_CONFIG)}"]
+            c.BuildManager.concurrent_build_limit = 4
+            c.Application.log_level = "WARN"
+            """,
+        ).start()
+
+    def close(self):
+        self.service.stop()
+        self.git.stop()
+
+    def commit(self, name: str, dockerfile: str) -> tuple[str, str]:
+        """A new commit whose build cannot come from the layer cache."""
+        marker = uuid.uuid4().hex
+        sha = make_repo(self.git.root / name, {"Dockerfile": dockerfile.format(base=BASE, marker=marker)})
+        return sha, f"git/{quote(self.git.url(name), safe='')}/main"
+
+    def url(self, spec):
+        return f"{self.service.url}build/{spec}?build_only=true"
+
+
+# A small but honest build: a fresh layer (the marker defeats the cache), some log
+# output to relay, a few seconds of work, and a push.
+DOCKERFILE = (
+    "FROM {base}\n"
+    "RUN echo {marker} > /marker && for i in $(seq 1 200); do echo line $i; done && sleep 4\n"
+)
+
+
+async def bench_overhead(b: Bench, http, pairs: int):
+    """(a) alternate: direct repo2docker, then through the service, on fresh commits."""
+    direct, service = [], []
+    for i in range(pairs):
+        for mode in ("direct", "service") if i % 2 == 0 else ("service", "direct"):
+            name = f"overhead-{i}-{mode}"  # a repository each: no cached resolution
+            sha, spec = b.commit(name, DOCKERFILE)
+            if mode == "direct":
+                image = f"{b.prefix}direct:{sha}"
+                cmd = [
+                    sys.executable, "-m", "repo2docker", "--json-logs", "--no-run",
+                    "--user-id", "1000", "--user-name", "jovyan", "--image-name", image,
+                    "--ref", sha, "--push", "--config", os.path.abspath(R2D_CONFIG),
+                    b.git.url(name),
+                ]
+                t0 = time.monotonic()
+                proc = await asyncio.create_subprocess_exec(
+                    *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                )
+                assert await proc.wait() == 0, "direct repo2docker build failed"
+                direct.append(time.monotonic() - t0)
+            else:
+                t0 = time.monotonic()
+                got = await read_events(http, b.url(spec))
+                assert got.last.get("phase") == "ready", got.last
+                service.append(time.monotonic() - t0)
+                b.before_build.append(got.events[0]["_t"] - t0)
+    return direct, service
+
+
+async def bench_cached(b: Bench, http, n: int):
+    """(b) request -> ready for an image that exists."""
+    _sha, spec = b.commit("cached", DOCKERFILE)
+    got = await read_events(http, b.url(spec))
+    assert got.last.get("phase") == "ready"
+    times = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        got = await read_events(http, b.url(spec))
+        times.append(time.monotonic() - t0)
+        assert got.phases == ["ready"]
+    return times
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def bench_viewers(b: Bench, viewers: int):
+    """(c) many viewers of one new build."""
+    _sha, spec = b.commit("crowd", "FROM {base}\nRUN echo {marker} && for i in $(seq 1 50); do echo line $i; sleep 0.05; done\n")
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        starts = []
+
+        async def viewer():
+            t0 = time.monotonic()
+            starts.append(t0)
+            got = await read_events(http, b.url(spec))
+            first = got.events[0]["_t"] - t0 if got.events else float("nan")
+            return got, first
+
+        results = await asyncio.gather(*(viewer() for _ in range(viewers)))
+        image = results[0][0].last.get("imageName")
+        async with http.get(b.service.url + "api/builds") as r:
+            builds = [x for x in (await r.json())["builds"] if x["image_name"] == image]
+    ready = sum(1 for got, _ in results if got.last.get("phase") == "ready")
+    firsts = [f for _, f in results]
+    return len(builds), ready, firsts, peak_rss_mb(b.service.proc.pid)
+
+
+async def main(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Bench(Path(tmp))
+        try:
+            async with aiohttp.ClientSession() as http:
+                direct, service = await bench_overhead(b, http, args.pairs)
+                cached = await bench_cached(b, http, args.requests)
+            builds, ready, firsts, rss = await bench_viewers(b, args.viewers)
+        finally:
+            b.close()
+    ms = lambda s: f"{1000 * s:.1f} ms"  # noqa: E731
+    print()
+    print("r2dservice local-builder benchmarks (one run, side by side)")
+    print("-" * 72)
+    ratio = statistics.median(service) / statistics.median(direct)
+    print(f"(a) build via service / direct repo2docker, {args.pairs} alternating pairs")
+    print(f"    direct  median {statistics.median(direct):.2f} s  ({', '.join(f'{x:.2f}' for x in direct)})")
+    print(f"    service median {statistics.median(service):.2f} s  ({', '.join(f'{x:.2f}' for x in service)})")
+    print(f"    ratio of medians {ratio:.3f}   (target <= 1.03); request -> first event "
+          f"median {ms(statistics.median(b.before_build))} (resolve + registry check)")
+    print(f"(b) request -> ready, image in registry, {args.requests} sequential requests")
+    print(f"    p50 {ms(pct(cached, 50))}  p99 {ms(pct(cached, 99))}  max {ms(max(cached))}   (target p50 <= 10 ms)")
+    print(f"(c) {args.viewers} concurrent viewers of one new build")
+    print(f"    builds started {builds}   viewers ready {ready}/{args.viewers}")
+    print(f"    first event p50 {ms(pct(firsts, 50))}  p99 {ms(pct(firsts, 99))}")
+    print(f"    service peak RSS {rss:.1f} MB   (target 1 build, all ready, p50 <= 100 ms, <= 150 MB)")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", type=int, default=5, help="alternating build pairs for (a)")
+    p.add_argument("--requests", type=int, default=500, help="cached requests for (b)")
+    p.add_argument("--viewers", type=int, default=200, help="concurrent viewers for (c)")
+    asyncio.run(main(p.parse_args()))

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One command for all benchmarks: start the services they need, then run each.
+#   bash benchmarks/run.sh            # everything
+#   bash benchmarks/run.sh local      # only the local-builder benchmarks (issue 2)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
+PYTHON=${PYTHON:-python3}
+bash dev/services.sh >/dev/null
+# shellcheck source=/dev/null
+. "$STATE/env.sh"
+what=${1:-all}
+if [ "$what" = all ] || [ "$what" = local ]; then
+    "$PYTHON" -m benchmarks.bench_local "${@:2}"
+fi
+if { [ "$what" = all ] || [ "$what" = kubernetes ]; } && [ -f benchmarks/bench_kubernetes.py ]; then
+    "$PYTHON" -m benchmarks.bench_kubernetes
+fi
