@@ -150,8 +150,9 @@ class R2DService(Application):
             pass
         return classes
 
-    @default("classes")
-    def _classes_default(self):
+    @property
+    def classes(self):
+        # A property, not a list: the builder and provider modules load lazily.
         return self._classes()
 
     @default("log_format")
