@@ -187,6 +187,31 @@ async def test_nonzero_exit_fails_with_last_repo2docker_error(kube, builder):
     await kube.wait_gone(req.name, NS)
 
 
+async def test_buildkit_reason_replaces_generic_docker_failure(kube, builder):
+    """repo2docker's error only says `docker buildx build` failed; BuildKit said why."""
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(
+        req.name,
+        r2d("#5 [2/2] RUN exit 3\n"),
+        r2d("ERROR: failed to solve: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3\n"),
+        r2d(
+            "Error during build: Command '['docker', 'buildx', 'build']' returned non-zero exit status 1.\n",
+            phase="failed",
+        ),
+        namespace=NS,
+    )
+    kube.finish(req.name, 1, namespace=NS)
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(task, 10)
+    assert e.value.message == (
+        'Error during build: failed to solve: process "/bin/sh -c exit 3" did not complete '
+        "successfully: exit code: 3\n"
+    )
+
+
 async def test_nonzero_exit_without_error_line_names_exit_code_and_last_line(kube, builder):
     req = make_request()
     task, events = start_build(builder, req)

@@ -535,7 +535,7 @@ class KubernetesBuilder(Builder):
                 "sets its limit.\n"
             )
         if run.last_error:
-            raise BuildFailed(run.last_error)
+            raise BuildFailed(run.failure_message())
         detail = f"; last log line: {run.last_line.strip()}" if run.last_line.strip() else ""
         raise BuildFailed(f"The build failed: {termination_message(pod)}{detail}\n")
 
@@ -612,6 +612,7 @@ class _Run:
         self.phase = "fetching"
         self.last_error = ""
         self.last_line = ""
+        self.buildkit_error = ""  # BuildKit's own summary: "ERROR: failed to solve: ..."
         self.last_state = ""
         self.stuck = ""
         self.stuck_since: float | None = None
@@ -629,7 +630,16 @@ class _Run:
             self.last_error = event.message if event.message.endswith("\n") else event.message + "\n"
         if event.message.strip():
             self.last_line = event.message
+        if event.message.startswith("ERROR: "):
+            self.buildkit_error = event.message[len("ERROR: ") :].strip()
         self.emit(event)
+
+    def failure_message(self) -> str:
+        """repo2docker's last error line; when that only says the docker command failed,
+        BuildKit's reason instead (the failing step and its exit code)."""
+        if self.buildkit_error and "returned non-zero exit status" in self.last_error:
+            return f"Error during build: {self.buildkit_error}\n"
+        return self.last_error
 
     def start_logs(self, api_client, namespace: str, eof_grace: float) -> None:
         follower = LogFollower(

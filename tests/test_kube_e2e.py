@@ -1,0 +1,168 @@
+"""End to end: a real repo2docker build inside the pod spec KubernetesBuilder generates.
+
+No cluster can run here, so the test harness is the cluster: the stand-in API server
+(tests/fakes/kubeapi.py) takes the pod, and DockerKubelet (tests/fakes/kubelet.py) runs
+it on the local Docker engine as a node would: the build image made by
+dev/build-image/build.sh, the docker socket hostPath as a bind mount, the push secret as
+a file, git credentials from a Secret. Its real log streams back through the API and its
+real exit code decides. The image must land in the local registry.
+
+Needs dev/services.sh (Docker, the registry on 127.0.0.1:5000, the base image): the
+`infra` fixture fails, never skips, when they are missing. The build image is made here
+when it is missing (dev/build-image/build.sh caches it).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from r2dservice import naming
+from r2dservice.builders.base import BuildFailed, BuildRequest
+from r2dservice.builders.kubernetes import KubernetesBuilder
+from tests.conftest import registry_has
+from tests.fakes.gitserver import GitHTTPServer, make_repo
+from tests.fakes.kubeapi import FakeKubeAPI
+from tests.fakes.kubelet import DockerKubelet, remove_leftover_containers
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_IMAGE = "r2dservice-repo2docker:local"
+NS = "r2d-e2e"
+GIT_LOGIN = ("builder", "s3cret-token")
+
+
+def docker_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.fail(f"DOCKER_HOST={host}: the end-to-end test mounts a unix socket into the pod")
+    path = host[len("unix://") :]
+    if not os.path.exists(path):
+        pytest.fail(f"no docker socket at {path}; run dev/services.sh")
+    return path
+
+
+@pytest.fixture(scope="module")
+def build_image(infra):
+    """r2dservice-repo2docker:local, made (or found up to date) by dev/build-image/build.sh."""
+    proc = subprocess.run(
+        ["bash", str(REPO / "dev" / "build-image" / "build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "BASE_IMAGE": infra["base_image"], "IMAGE": BUILD_IMAGE},
+    )
+    if proc.returncode:
+        pytest.fail(f"dev/build-image/build.sh failed:\n{proc.stderr[-3000:]}")
+    return BUILD_IMAGE
+
+
+@pytest.fixture
+async def cluster(infra, build_image, tmp_path):
+    """The stand-in API, a Docker kubelet, a private git server and a started builder."""
+    await remove_leftover_containers()
+    kube = FakeKubeAPI()
+    await kube.start()
+    kubelet = DockerKubelet(
+        kube,
+        secrets={
+            # the local registry needs no login; the file must still reach docker
+            "push-creds": {"config.json": json.dumps({"auths": {}})},
+            "git-creds": {"credentials": f"username={GIT_LOGIN[0]}\npassword={GIT_LOGIN[1]}"},
+        },
+    )
+    await kubelet.start()
+    git_root = tmp_path / "git"
+    server = GitHTTPServer(git_root, auth=GIT_LOGIN).start()
+    config_dir = str(Path(infra["r2d_config"]).parent)
+    builder = KubernetesBuilder(
+        k8s_api_url=kube.url,
+        namespace=NS,
+        build_image=build_image,
+        build_image_pull_policy="Never",
+        docker_host=docker_socket(),
+        push_secret="push-creds",
+        git_credentials_secret="git-creds",
+        # repo2docker's offline configuration (base image, buildpacks, content providers)
+        extra_volumes=[{"name": "r2d-config", "hostPath": {"path": config_dir, "type": "Directory"}}],
+        extra_volume_mounts=[{"name": "r2d-config", "mountPath": "/etc/r2d-dev", "readOnly": True}],
+        repo2docker_extra_args=[f"--config=/etc/r2d-dev/{Path(infra['r2d_config']).name}"],
+        extra_envs={"R2D_BASE_IMAGE": infra["base_image"]},
+        build_timeout=900,
+    )
+    assert await builder.start() == []
+    try:
+        yield kube, kubelet, server, builder
+    finally:
+        await builder.stop()
+        await kubelet.stop()
+        server.stop()
+        await kube.stop()
+
+
+def request_for(builder, infra, run_id, url: str, sha: str, name: str) -> BuildRequest:
+    image = naming.image_name(
+        f"{infra['registry']}/r2dtest-{run_id}-k8s-", "git", name, sha, builder.fingerprint()
+    )
+    return BuildRequest(
+        name=naming.build_name(image),
+        image_name=image,
+        repo_url=url,
+        ref=sha,
+        provider="git",
+        spec=name,
+        push=True,
+        user="e2e",
+    )
+
+
+async def test_real_build_in_generated_pod_pushes_to_registry(cluster, infra, run_id):
+    kube, kubelet, server, builder = cluster
+    sha = make_repo(
+        server.root / "demo",
+        {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo built-in-a-pod > /built.txt\n"},
+    )
+    # A private repository: the clone works only with the Secret's credentials.
+    request = request_for(builder, infra, run_id, server.url("demo"), sha, "demo")
+    events = []
+    await asyncio.wait_for(builder.build(request, events.append), 900)
+
+    assert registry_has(infra["registry"], request.image_name)
+    phases = {e.phase for e in events}
+    assert "building" in phases, [e.message for e in events]
+    # repo2docker's own JSON lines came through the pod log
+    assert any("Picked Git content provider" in e.message for e in events)
+    # the pod ran from the generated spec: socket and push secret mounted, no secret in env
+    run_args = kubelet.docker_args[request.name]
+    assert f"{docker_socket()}:/var/run/docker.sock" in run_args
+    assert any(a.endswith(":/var/run/r2dservice/docker/config.json:ro") for a in run_args)
+    assert "--push" in run_args and request.repo_url == run_args[-1]
+    env = [run_args[i + 1] for i, a in enumerate(run_args) if a == "-e"]
+    assert not any("auths" in e for e in env)
+    assert not any(GIT_LOGIN[1] in e.message for e in events)
+    # the finished pod is gone, its container too
+    assert kube.get_pod(request.name, NS) is None
+    assert kubelet.containers == {}
+
+
+async def test_failing_build_fails_with_repo2docker_message(cluster, infra, run_id):
+    kube, kubelet, server, builder = cluster
+    sha = make_repo(
+        server.root / "broken",
+        {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo about to fail && exit 3\n"},
+    )
+    request = request_for(builder, infra, run_id, server.url("broken"), sha, "broken")
+    events = []
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(builder.build(request, events.append), 900)
+    # BuildKit's reason (the failing step, its exit code), not just "docker failed"
+    assert "exit code: 3" in e.value.message, e.value.message
+    assert e.value.message.startswith("Error during build:")
+    assert any("about to fail" in ev.message for ev in events)
+    assert not registry_has(infra["registry"], request.image_name)
+    assert kube.get_pod(request.name, NS) is None
