@@ -50,6 +50,7 @@ setup(
             "pytest>=8",
             "pytest-asyncio>=0.23",
             "kubernetes-validate",
+            "bcrypt",
             "playwright",
         ],
     },

@@ -58,6 +58,10 @@ def credentials_for(docker_config: dict, host: str) -> tuple[str, str] | None:
     return None
 
 
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class ImageChecker(LoggingConfigurable):
     """Answers: does this image exist where builds put it?"""
 
@@ -142,9 +146,7 @@ class RegistryImageChecker(ImageChecker):
             if status == 401 and challenge:
                 scheme, params = parse_www_authenticate(challenge)
                 if scheme == "basic" and creds:
-                    headers["Authorization"] = "Basic " + base64.b64encode(
-                        f"{creds[0]}:{creds[1]}".encode()
-                    ).decode()
+                    headers["Authorization"] = basic_auth(*creds)
                 elif scheme == "bearer":
                     token = await self._fetch_token(host, params, scope, creds)
                     headers["Authorization"] = f"Bearer {token}"
@@ -179,8 +181,8 @@ class RegistryImageChecker(ImageChecker):
         query = {"scope": scope}
         if params.get("service"):
             query["service"] = params["service"]
-        auth = aiohttp.BasicAuth(*creds) if creds else None
-        async with self.session.get(realm, params=query, auth=auth) as r:
+        headers = {"Authorization": basic_auth(*creds)} if creds else {}
+        async with self.session.get(realm, params=query, headers=headers) as r:
             if r.status != 200:
                 raise RegistryError(
                     f"token service of {host} answered HTTP {r.status}; check the "
