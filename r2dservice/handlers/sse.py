@@ -4,6 +4,7 @@ from __future__ import annotations
 from tornado.iostream import StreamClosedError
 
 from ..events import KEEPALIVE, Event, encode_sse
+from ..metrics import VIEWERS
 
 
 def last_event_id(handler) -> int:
@@ -35,6 +36,7 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
     A viewer that goes away leaves the build running; nothing here owns it.
     """
     i = after
+    VIEWERS.inc()
     try:
         while True:
             events = build.events[i:]
@@ -50,3 +52,5 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
                 await handler.flush()
     except StreamClosedError:
         return
+    finally:
+        VIEWERS.dec()
