@@ -61,6 +61,7 @@ def make_builder(kube: FakeKubeAPI, **traits) -> KubernetesBuilder:
     b.log_eof_grace = 0.3
     b.log_drain_timeout = 5
     b.watch_timeout_seconds = 30
+    b.poll_interval = 0.2
     return b
 
 
@@ -578,6 +579,46 @@ async def test_pod_deleted_while_watch_was_down_is_noticed_on_relist(kube, build
     kube.delete_pod(req.name, NS)
     with pytest.raises(BuildFailed, match="deleted before"):
         await asyncio.wait_for(task, 10)
+
+
+async def test_pod_deleted_before_the_watch_ever_saw_it(kube, builder):
+    """Created and deleted while the watch was down, then history compacted: no event
+    about the pod will ever come; the fresh list without it says it is gone."""
+    kube.fail_requests(1000, status=500, endpoint="watch")
+    kube.drop_watches()
+    req = make_request()
+    task, _ = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.delete_pod(req.name, NS)
+    kube.compact()
+    kube._failures.clear()
+    with pytest.raises(BuildFailed, match="deleted before it started"):
+        await asyncio.wait_for(task, 20)
+
+
+async def test_sticky_builds_prefer_the_node_that_built_before(kube):
+    b = make_builder(kube, sticky_builds=True)
+    await b.start()
+    try:
+        first = make_request("o/r", ref="1" * 40)
+        task, _ = start_build(b, first)
+        pod = await kube.wait_for_pod(first.name, NS)
+        assert "affinity" not in pod["spec"]  # no node known yet
+        kube.schedule(first.name, "node-a", namespace=NS)
+        kube.start_container(first.name, namespace=NS, node="node-a")
+        kube.finish(first.name, 0, namespace=NS)
+        await asyncio.wait_for(task, 10)
+
+        again = make_request("o/r", ref="2" * 40)
+        task, _ = start_build(b, again)
+        pod = await kube.wait_for_pod(again.name, NS)
+        terms = pod["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert terms[0]["preference"]["matchExpressions"][0]["values"] == ["node-a"]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await b.stop()
 
 
 async def test_watch_survives_500s(kube, builder):

@@ -198,6 +198,7 @@ class KubernetesBuilder(Builder):
     log_eof_grace = 2.0
     orphan_grace = 300  # finished pods nobody here follows are deleted this long after they end
     create_attempts = 5
+    poll_interval = 5.0  # a build re-checks its deadlines this often without events
     backoff_base = 0.5
     node_memory = 12 * 3600  # sticky builds remember nodes seen this long
 
@@ -442,6 +443,7 @@ class KubernetesBuilder(Builder):
         """Follow the pod through the shared watch until its container ends; then decide."""
         run = _Run(request, emit)
         deadline = created + self.build_timeout if self.build_timeout else None
+        following_since = time.monotonic()
         pod = self._watch.pods.get(request.name)
         if pod is not None and uid not in (None, pod["metadata"].get("uid")):
             pod = None  # an older pod of the same name, on its way out
@@ -468,12 +470,21 @@ class KubernetesBuilder(Builder):
                         f"The build pod could not start within {_duration(self.pending_grace)}: "
                         f"{run.stuck}\n"
                     )
-                wait = 5.0 if deadline is None else max(0.0, min(5.0, deadline - now))
+                wait = self.poll_interval if deadline is None else max(0.0, min(self.poll_interval, deadline - now))
                 if run.stuck_since is not None:
                     wait = min(wait, max(0.0, run.stuck_since + self.pending_grace - time.monotonic()) + 0.01)
                 try:
                     type_, event_pod = await asyncio.wait_for(q.get(), wait)
                 except asyncio.TimeoutError:
+                    if request.name not in self._watch.pods and self._watch.listed_at > following_since:
+                        # Created and deleted while the watch was re-listing: no event
+                        # will ever come, but a list newer than the pod lacks it.
+                        deleted = True
+                        if pod is None:
+                            raise BuildFailed(
+                                f"The build pod {request.name} was deleted before it started.\n"
+                            ) from None
+                        break
                     continue
                 if uid is not None and event_pod["metadata"].get("uid") != uid:
                     continue  # another pod that had (or will have) this name

@@ -80,6 +80,9 @@ class PodWatch:
         self.backoff_cap = backoff_cap
         self.pods: dict[str, dict] = {}
         self.resource_version: str | None = None
+        # When the last successful list began (monotonic): a pod created before then
+        # and absent from `pods` is gone, even if no event ever told us about it.
+        self.listed_at = 0.0
         self._subscribers: dict[str, set[asyncio.Queue]] = defaultdict(set)
         self._listeners: list[Callable[[str, dict], None]] = []
         self._task: asyncio.Task | None = None
@@ -173,6 +176,7 @@ class PodWatch:
 
     async def _list(self) -> None:
         self.lists += 1
+        started = time.monotonic()
         resp = await self.api.list_namespaced_pod(
             self.namespace,
             label_selector=self.label_selector,
@@ -189,6 +193,7 @@ class PodWatch:
         old = self.pods
         self.pods = fresh
         self.resource_version = body["metadata"]["resourceVersion"]
+        self.listed_at = started
         # Tell subscribers what changed while we were not watching.
         for name, pod in fresh.items():
             before = old.get(name)
