@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -58,7 +59,13 @@ SLOW = {"Dockerfile": "FROM {base}\nRUN sleep 8\n"}
 
 
 def dockerfile(template, infra):
-    return {k: v.format(base=infra["base_image"]) for k, v in template.items()}
+    """The Dockerfile with a fresh first layer, so Docker's layer cache of earlier
+    runs cannot make a build instant (and its timing-dependent checks meaningless)."""
+    marker = uuid.uuid4().hex
+    return {
+        k: v.format(base=infra["base_image"]).replace("\n", f"\nRUN echo {marker}\n", 1)
+        for k, v in template.items()
+    }
 
 
 async def api_builds(http, service):
