@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+from urllib.parse import urlparse
 
 import tornado.web
 from tornado.httpserver import HTTPServer
@@ -16,7 +17,7 @@ from traitlets.config import Application, catch_config_error
 from ._version import __version__
 from .builders.base import Builder
 from .builds import BuildManager
-from .handlers import api, build, health, metrics
+from .handlers import api, build, health, home, metrics, oauth
 from .naming import NamingError, split_image_name, validate_image_name
 
 BUILDERS = {
@@ -74,14 +75,42 @@ class R2DService(Application):
     generate_config = Bool(
         False, config=True, help="Write a commented configuration file and exit."
     )
-    ip = Unicode("127.0.0.1", config=True, help="The address the service listens on.")
-    port = Integer(8585, config=True, help="The port the service listens on.")
-    base_url = Unicode(
-        "/",
+    ip = Unicode(
         config=True,
-        help="""The URL prefix every route lives under (under JupyterHub:
-        /services/<name>/).""",
+        help="""The address the service listens on. Default: the host of
+        $JUPYTERHUB_SERVICE_URL (set by the hub for a managed service), else 127.0.0.1.""",
     )
+    port = Integer(
+        config=True,
+        help="""The port the service listens on. Default: the port of
+        $JUPYTERHUB_SERVICE_URL, else 8585.""",
+    )
+    base_url = Unicode(
+        config=True,
+        help="""The URL prefix every route lives under. Default:
+        $JUPYTERHUB_SERVICE_PREFIX (under JupyterHub: /services/<name>/); with auth on
+        and only $JUPYTERHUB_SERVICE_NAME given, the hub's /services/<name>/; else /.""",
+    )
+
+    @default("ip")
+    def _ip_default(self):
+        return urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "")).hostname or "127.0.0.1"
+
+    @default("port")
+    def _port_default(self):
+        url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
+        return url.port or (443 if url.scheme == "https" else 80) if url.hostname else 8585
+
+    @default("base_url")
+    def _base_url_default(self):
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if prefix:
+            return prefix
+        name = os.environ.get("JUPYTERHUB_SERVICE_NAME")
+        if name and self.auth_enabled:
+            # Where the hub's proxy sends /services/<name>/ (it does not strip the prefix).
+            return os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + f"/services/{name}/"
+        return "/"
 
     @validate("base_url")
     def _slashes(self, proposal):
@@ -126,16 +155,23 @@ class R2DService(Application):
     )
 
     build_manager = Any()
+    authenticator = Any(None)
     builder = Any()
     registry = Any()
     resolver = Any()
 
     def _classes(self):
+        from jupyterhub.services.auth import HubOAuth
+
+        from .auth import R2DServiceAuth
         from .builders.local import LocalBuilder
         from .providers.resolver import Resolver
         from .registry import LocalImageChecker, RegistryImageChecker
 
-        classes = [R2DService, BuildManager, LocalBuilder, RegistryImageChecker, LocalImageChecker, Resolver]
+        classes = [
+            R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
+            RegistryImageChecker, LocalImageChecker, Resolver,
+        ]
         try:
             from .builders.kubernetes import KubernetesBuilder
 
@@ -223,6 +259,8 @@ class R2DService(Application):
                 "ANYONE who can reach %s:%s can build images, see and cancel every build.",
                 self.ip, self.port,
             )
+        else:
+            self.init_auth()
         builder_path = BUILDERS.get(self.builder_class, self.builder_class)
         try:
             builder_cls = import_item(builder_path)
@@ -249,10 +287,38 @@ class R2DService(Application):
 
         observe(self.build_manager)
 
+    def init_auth(self) -> None:
+        """JupyterHub authentication, from the JUPYTERHUB_* environment a hub gives
+        its services (or c.HubOAuth.* / c.R2DServiceAuth.*); exits naming what is missing."""
+        from traitlets import TraitError
+
+        from .auth import R2DServiceAuth
+
+        self.authenticator = R2DServiceAuth(parent=self, log=self.log, base_url=self.base_url)
+        missing = self.authenticator.missing_settings()
+        if missing:
+            self.exit_with(
+                "JupyterHub authentication is on, but these settings are missing: "
+                + ", ".join(missing)
+                + ". A hub sets them for a managed service (c.JupyterHub.services entry with "
+                "'command'); for an external one ('url' + 'api_token') set them yourself. "
+                "To run without a hub on purpose: c.R2DService.auth_enabled = False (--no-auth)."
+            )
+        try:
+            self.log.info("Authentication: %s", self.authenticator.describe())
+        except TraitError as e:
+            self.exit_with(f"JupyterHub authentication settings are invalid: {e}")
+
     def routes(self) -> list:
         b = self.base_url
         spec = r"(?P<provider>[^/]+)/(?P<spec>.+)"
-        return [
+        auth_routes = []
+        if self.authenticator is not None:
+            # Where the hub sends browsers back after login (its path, under our prefix).
+            callback = urlparse(self.authenticator.hub_auth.oauth_redirect_uri).path
+            auth_routes.append((callback, oauth.OAuthCallbackHandler))
+        return auth_routes + [
+            (rf"{b}", home.HomeHandler),
             (rf"{b}build/{spec}", build.BuildStreamHandler),
             (rf"{b}api/builds", api.BuildsHandler),
             (rf"{b}api/builds/(?P<build_id>[^/]+)", api.BuildHandler),
@@ -267,6 +333,8 @@ class R2DService(Application):
         ]
 
     def make_app(self) -> tornado.web.Application:
+        import jinja2
+
         return tornado.web.Application(
             self.routes(),
             build_manager=self.build_manager,
@@ -274,7 +342,13 @@ class R2DService(Application):
             keepalive_interval=self.keepalive_interval,
             health_checks=self.health_checks,
             builder_info={"class": type(self.builder).__name__},
-            authenticator=None,
+            authenticator=self.authenticator,
+            # Signs the login and XSRF cookies; only used with auth on.
+            cookie_secret=self.authenticator.cookie_secret if self.authenticator else None,
+            jinja2_env=jinja2.Environment(
+                loader=jinja2.FileSystemLoader(os.path.join(share_dir(), "templates")),
+                autoescape=True,
+            ),
             metrics_token=self.metrics_token,
             log_function=self._log_request,
         )
@@ -315,8 +389,6 @@ class R2DService(Application):
         print(f"Wrote {path}")
 
     async def serve(self) -> None:
-        if not self.auth_enabled:
-            pass
         await self.build_manager.start()
         self.http_server = HTTPServer(self.make_app(), xheaders=True, idle_connection_timeout=3600)
         self.http_server.listen(self.port, self.ip)
@@ -335,18 +407,26 @@ class R2DService(Application):
         await self.build_manager.stop()
         await self.registry.close()
         await self.resolver.close()
+        if self.authenticator is not None:
+            await self.authenticator.close()
 
     def start(self):
         if self.subapp is not None:
             return self.subapp.start()
         if self.generate_config:
             return self.write_config_file()
-        if self.auth_enabled:
-            self.exit_with(
-                "JupyterHub authentication is not available yet in this version: "
-                "run with c.R2DService.auth_enabled = False (--no-auth) on purpose."
-            )
         asyncio.run(self.serve())
+
+
+def share_dir() -> str:
+    """share/r2dservice (templates, static): the checkout's, else the installed one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(os.path.dirname(here), "share", "r2dservice")]
+    candidates += [os.path.join(p, "share", "r2dservice") for p in (sys.prefix, "/usr/local", "/usr")]
+    for path in candidates:
+        if os.path.isdir(os.path.join(path, "templates")):
+            return path
+    return candidates[0]
 
 
 main = R2DService.launch_instance

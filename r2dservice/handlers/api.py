@@ -17,10 +17,6 @@ class APIHandler(BaseHandler):
         if auth:
             auth.check_xsrf(self)
 
-    def prepare(self):
-        if not self.caller.may_use:
-            raise web.HTTPError(403, "You may not use this service.")
-
     def build_or_404(self, build_id: str):
         build = self.manager.get(build_id)
         if build is None or not self.caller.may_see(build.request.user):

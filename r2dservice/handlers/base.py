@@ -1,39 +1,126 @@
-"""What every handler shares: the manager, the caller, JSON errors."""
+"""What every handler shares: the manager, the caller, JSON errors, templates."""
 from __future__ import annotations
 
 import json
 
+from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from ..auth import ANONYMOUS_ADMIN, Caller
+from ..auth import ANONYMOUS_ADMIN, Caller, HubUnavailable
+from ..events import encode_sse, failed
+from .sse import start_sse
+
+# A caller the hub did not identify (only ever seen with auth on).
+NOBODY = Caller(name="", may_use=False, may_build=False, is_admin=False)
 
 
-class BaseHandler(web.RequestHandler):
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Every route's base. With auth on, `prepare` identifies the caller once
+    (asynchronously, through the authenticator) and refuses those who may not
+    use the service, each kind of route in its own way (`login`):
+
+    - "api": 403/503 with a JSON message, never a redirect;
+    - "stream": the same status and one `failed` event (BinderHub clients read it);
+    - "page": a redirect to the hub's OAuth login;
+    - "optional": identify the caller if there are credentials, refuse nobody;
+    - None: no authentication at all (health, versions, metrics).
+
+    JupyterHub's HubOAuthenticated mixin brings the login redirect (OAuth state,
+    PKCE) and the XSRF rules of JupyterHub >= 4 for cookie-authenticated requests.
+    """
+
+    login: str | None = "api"
+
     @property
     def manager(self):
         return self.settings["build_manager"]
 
     @property
+    def authenticator(self):
+        return self.settings.get("authenticator")
+
+    @property
+    def hub_auth(self):
+        return self.authenticator.hub_auth
+
+    @property
     def caller(self) -> Caller:
-        return self.current_user or ANONYMOUS_ADMIN
+        if self.authenticator is None:
+            return ANONYMOUS_ADMIN
+        return self.current_user or NOBODY
 
     def get_current_user(self):
-        auth = self.settings.get("authenticator")
-        return auth.caller_for(self) if auth else None
+        # Set by prepare(); never the mixin's blocking hub request.
+        return None
+
+    async def prepare(self):
+        auth = self.authenticator
+        if auth is None or self.login is None:
+            return
+        try:
+            self.current_user = await auth.caller_for(self)
+        except HubUnavailable as e:
+            return await self.refuse(503, e.message)
+        if self.login == "optional":
+            return
+        caller = self.current_user
+        if caller is None:
+            if self.login == "page" and self.request.method in ("GET", "HEAD"):
+                return self.redirect(self.get_login_url())
+            return await self.refuse(403, auth.unauthenticated_message(self))
+        if not caller.may_use:
+            return await self.refuse(403, auth.forbidden_message(caller))
+
+    async def refuse(self, status: int, message: str):
+        """End the request with `status` and `message`, the way this route answers."""
+        if self.login == "stream":
+            # Not part of any build's log, hence no event id.
+            self.set_status(status)
+            start_sse(self)
+            await self.finish(encode_sse(failed(message, status=status)))
+            return
+        raise web.HTTPError(status, "%s", message)
+
+    # JupyterHub's XSRF handling needs the hub; without auth, tornado's own.
+    @property
+    def xsrf_token(self):
+        if self.authenticator is None:
+            return web.RequestHandler.xsrf_token.fget(self)
+        return HubOAuthenticated.xsrf_token.fget(self)
+
+    def check_xsrf_cookie(self):
+        if self.authenticator is not None:
+            self.authenticator.check_xsrf(self)
+
+    def get_login_url(self):
+        if self.authenticator is None:
+            return web.RequestHandler.get_login_url(self)
+        return HubOAuthenticated.get_login_url(self)
 
     def write_json(self, data, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
-    def write_error(self, status_code: int, **kwargs) -> None:
-        """JSON errors with a message a person can act on, never a traceback."""
+    def error_message(self, status_code: int, **kwargs) -> str:
         message = self._reason
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
+        return message
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """JSON errors with a message a person can act on, never a traceback."""
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
+        self.finish(json.dumps({"status": status_code, "message": self.error_message(status_code, **kwargs)}))
+
+    def render_template(self, name: str, **ns) -> None:
+        env = self.settings["jinja2_env"]
+        ns.setdefault("base_url", self.settings["base_url"])
+        ns.setdefault("hub_prefix", self.authenticator.hub_auth.hub_prefix if self.authenticator else "")
+        ns.setdefault("caller", self.caller if self.authenticator is None or self.current_user else None)
+        ns.setdefault("auth_enabled", self.authenticator is not None)
+        self.finish(env.get_template(name).render(**ns))
 
     def raw_spec(self, route: str, provider: str) -> str:
         """The spec as sent, still URL-escaped: tornado unescapes path arguments,
@@ -52,3 +139,15 @@ class BaseHandler(web.RequestHandler):
         if not isinstance(body, dict):
             raise web.HTTPError(400, "Request body must be a JSON object")
         return body
+
+
+class PageHandler(BaseHandler):
+    """HTML pages: a login redirect for strangers, HTML error pages."""
+
+    login = "page"
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.render_template(
+            "error.html", status=status_code, message=self.error_message(status_code, **kwargs)
+        )

@@ -14,6 +14,8 @@ class BuildStreamHandler(BaseHandler):
     launched. Every problem is a `failed` event, as BinderHub clients expect.
     """
 
+    login = "stream"  # refusals are `failed` events too
+
     async def get(self, provider: str, spec: str):
         spec = self.raw_spec("build", provider)
         start_sse(self)
