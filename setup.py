@@ -52,7 +52,12 @@ setup(
             "kubernetes-validate",
             "bcrypt",
             "playwright",
+            "openapi-spec-validator>=0.7",
+            "jsonschema>=4.18",
+            # tests/test_docs.py builds the docs: the docs extra, repeated
+            "sphinx>=7.2", "myst-parser>=3", "pydata-sphinx-theme>=0.15", "sphinxcontrib-openapi>=0.8",
         ],
+        "docs": ["sphinx>=7.2", "myst-parser>=3", "pydata-sphinx-theme>=0.15", "sphinxcontrib-openapi>=0.8"],
     },
     entry_points={
         "console_scripts": ["r2dservice = r2dservice.app:main"],
