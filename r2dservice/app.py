@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
-from traitlets import Any, Bool, Float, Integer, Unicode, default, import_item, validate
+from traitlets import Any, Bool, Float, Integer, Unicode, default, import_item, observe, validate
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
@@ -208,6 +208,11 @@ class R2DService(Application):
             log.addHandler(handler)
         log.setLevel(self.log_level)
         return log
+
+    @observe("log_level")
+    def _apply_log_level(self, change):
+        # traitlets applies log_level to a logger named after the class; ours is "r2dservice".
+        self.log.setLevel(change.new)
 
     @catch_config_error
     def initialize(self, argv=None):

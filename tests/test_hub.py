@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.gitserver import GitDaemon, make_repo
-from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, Hub
+from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, Hub, jupyterhub_python
 from tests.support.sse import read_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -59,9 +60,16 @@ def hub_config(infra, run_id) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def hub(infra, run_id, tmp_path_factory):
-    h = Hub(str(tmp_path_factory.mktemp("hub")), hub_config(infra, run_id)).start()
+# The current JupyterHub (installed with r2dservice) and the previous major version: the
+# hub runs from a venv with 5.x, r2dservice (HubOAuth of 6.x) talks to it over the wire.
+@pytest.fixture(scope="module", params=[6, 5], ids=["jupyterhub6", "jupyterhub5"])
+def hub(request, infra, run_id, tmp_path_factory):
+    python = jupyterhub_python(request.param)
+    h = Hub(str(tmp_path_factory.mktemp("hub")), hub_config(infra, run_id), python=python).start()
+    version = subprocess.run(
+        [python, "-m", "jupyterhub", "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    assert version.startswith(f"{request.param}."), version
     yield h
     h.stop()
 

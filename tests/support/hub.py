@@ -16,6 +16,7 @@ the service. A test-only service `r2d-tester` has a token to mint and revoke use
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -34,6 +35,34 @@ SERVICE = "binder"
 BUILD_SCOPE = "custom:r2dservice:build"
 ADMIN_SCOPE = "custom:r2dservice:admin"
 ACCESS_SCOPE = f"access:services!service={SERVICE}"
+
+
+def jupyterhub_python(major: int) -> str:
+    """A Python with JupyterHub <major>.x: this one if it has it, else a venv made once
+    under the dev state folder (pip, about 15 s) and reused."""
+    import jupyterhub
+
+    if jupyterhub.__version__.split(".")[0] == str(major):
+        return sys.executable
+    state = os.environ.get("R2DSERVICE_DEV_STATE", "/var/lib/r2dservice-dev")
+    venv = os.path.join(state, "venvs", f"jupyterhub{major}")
+    python = os.path.join(venv, "bin", "python")
+    check = [python, "-c", f"import jupyterhub, sys; sys.exit(jupyterhub.__version__.split('.')[0] != '{major}')"]
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    with open(venv + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one maker at a time
+        if os.path.exists(python) and subprocess.run(check).returncode == 0:
+            return python
+        # 5.3 is the first with the shared-password authenticator the demo config uses.
+        want = "jupyterhub>=5.3,<6" if major == 5 else f"jupyterhub>={major},<{major + 1}"
+        for cmd in ([sys.executable, "-m", "venv", "--clear", venv],
+                    [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", want]):
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout}{out.stderr}")
+        if subprocess.run(check).returncode:
+            raise RuntimeError(f"{venv} has no JupyterHub {major}.x after installing {want}")
+    return python
 
 
 def request(method: str, url: str, body=None, headers=None, timeout: float = 10):
