@@ -35,7 +35,9 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
 
     A viewer that goes away leaves the build running; nothing here owns it.
     """
-    i = after
+    # An id past the end (a stale or foreign Last-Event-ID) must not swallow the
+    # events still to come: resume from the end of what exists.
+    i = min(after, len(build.events))
     VIEWERS.inc()
     try:
         while True:
