@@ -35,9 +35,9 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
 
     A viewer that goes away leaves the build running; nothing here owns it.
     """
-    # An id past the end (a stale or foreign Last-Event-ID) must not swallow the
-    # events still to come: resume from the end of what exists.
-    i = min(after, len(build.events))
+    # Ids only grow, so an id past the end of this log came from another build of
+    # the same image (a retry after a failure): send this build's log whole.
+    i = after if after <= len(build.events) else 0
     VIEWERS.inc()
     try:
         while True:
