@@ -161,8 +161,11 @@ class R2DServiceAuth(LoggingConfigurable):
         )
 
     async def close(self) -> None:
-        from jupyterhub.httpclient import JupyterHubHTTPClient
-
+        """Close HubOAuth's HTTP client session (JupyterHub >= 6 has one)."""
+        try:
+            from jupyterhub.httpclient import JupyterHubHTTPClient
+        except ImportError:
+            return
         if JupyterHubHTTPClient.initialized():
             await JupyterHubHTTPClient.loop_instance().close()
 

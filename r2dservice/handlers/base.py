@@ -27,6 +27,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     JupyterHub's HubOAuthenticated mixin brings the login redirect (OAuth state,
     PKCE) and the XSRF rules of JupyterHub >= 4 for cookie-authenticated requests.
+    A subclass that needs its own `prepare` must `await super().prepare()` first.
     """
 
     login: str | None = "api"
