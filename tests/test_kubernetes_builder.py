@@ -58,6 +58,7 @@ def make_builder(kube: FakeKubeAPI, **traits) -> KubernetesBuilder:
     b = KubernetesBuilder(k8s_api_url=kube.url, namespace=NS, reap_interval=3600, **traits)
     # Seconds where production waits minutes.
     b.backoff_base = 0.02
+    b.backoff_cap = 0.5
     b.log_eof_grace = 0.3
     b.log_drain_timeout = 5
     b.watch_timeout_seconds = 30
@@ -875,3 +876,102 @@ def test_build_pod_command_reports_bad_specs(tmp_path):
     )
     assert out.returncode == 1
     assert "<provider>/<spec>" in out.stderr
+
+
+# --- through the BuildManager ------------------------------------------------------------
+
+
+class _Resolver:
+    async def resolve(self, provider, spec):
+        from r2dservice.providers.base import ResolvedRepo
+
+        repo, _, ref = spec.rpartition("/")
+        return ResolvedRepo(provider, spec, repo, f"https://github.com/{repo}", ref, "d" * 40, "")
+
+
+class _Registry:
+    pushes = True
+
+    async def exists(self, image):
+        return False
+
+
+def make_manager(builder):
+    from r2dservice.builds import BuildManager
+
+    return BuildManager(
+        builder=builder, resolver=_Resolver(), registry=_Registry(), image_prefix="registry.example/r2d-"
+    )
+
+
+async def test_service_restart_adopts_the_build_and_viewers_see_it_finish(kube):
+    manager = make_manager(make_builder(kube))
+    await manager.start()
+    build = await manager.request("gh", "owner/repo/main")
+    name = build.request.name
+    await kube.wait_for_pod(name, NS)
+    kube.start_container(name, namespace=NS)
+    kube.log(name, r2d("before restart\n"), namespace=NS)
+    while not any("before restart" in e.message for e in build.events):
+        await asyncio.sleep(0.01)
+    await manager.stop()  # shutdown: the pod keeps building
+    assert kube.get_pod(name, NS) is not None
+    kube.log(name, r2d("during restart\n"), namespace=NS)
+
+    manager2 = make_manager(make_builder(kube))
+    await manager2.start()
+    try:
+        adopted = manager2.active_build(build.image_name)
+        assert adopted is not None and adopted.request == build.request
+        # a viewer reconnecting asks for the same image and joins the adopted build
+        again = await manager2.request("gh", "owner/repo/main")
+        assert again is adopted
+        kube.log(name, r2d("after restart\n"), namespace=NS)
+        kube.finish(name, 0, namespace=NS)
+        seen = [e async for _, e in again.follow()]
+        messages = [e.message for e in seen]
+        assert "during restart\n" in messages and "after restart\n" in messages
+        assert seen[-1].phase == "ready"
+    finally:
+        await manager2.stop()
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+async def test_many_builds_under_random_faults_all_succeed_with_exact_logs(kube, seed):
+    """Chaos: dropped watches, 410s, 500s and cut log streams while 20 builds run."""
+    import random
+
+    rnd = random.Random(seed)
+    b = make_builder(kube)
+    await b.start()
+    try:
+        reqs = [make_request(f"chaos/r{i}") for i in range(20)]
+        runs = [start_build(b, r) for r in reqs]
+        for r in reqs:
+            await kube.wait_for_pod(r.name, NS)
+            kube.start_container(r.name, namespace=NS)
+        for step in range(30):
+            for r in reqs:
+                kube.log(r.name, r2d(f"{r.name} line {step}\n"), namespace=NS)
+            fault = rnd.choice(["none", "drop", "drop-clean", "410", "500", "cut-log"])
+            if fault == "drop":
+                kube.drop_watches(abrupt=True)
+            elif fault == "drop-clean":
+                kube.drop_watches(abrupt=False)
+            elif fault == "410":
+                kube.expire_next_watches(1)
+                kube.drop_watches()
+            elif fault == "500":
+                kube.fail_requests(2, status=500, endpoint=rnd.choice(["watch", "log", "list"]))
+            elif fault == "cut-log":
+                kube.break_logs(rnd.choice(reqs).name, NS)
+            await asyncio.sleep(0.02)
+        for r in reqs:
+            kube.finish(r.name, 0, namespace=NS)
+        await asyncio.wait_for(asyncio.gather(*(t for t, _ in runs)), 30)
+        for r, (_, events) in zip(reqs, runs):
+            lines = [m for m in events.messages if " line " in m]
+            assert lines == [f"{r.name} line {i}\n" for i in range(30)], r.name
+        assert kube.stats["watch"].peak_open == 1
+    finally:
+        await b.stop()

@@ -200,6 +200,7 @@ class KubernetesBuilder(Builder):
     create_attempts = 5
     poll_interval = 5.0  # a build re-checks its deadlines this often without events
     backoff_base = 0.5
+    backoff_cap = 30.0
     node_memory = 12 * 3600  # sticky builds remember nodes seen this long
 
     def __init__(self, **kwargs):
@@ -284,6 +285,7 @@ class KubernetesBuilder(Builder):
             label_selector(self.pod_config()),
             timeout_seconds=self.watch_timeout_seconds,
             backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
         )
         self._watch.add_listener(self._remember_node)
         try:
@@ -453,7 +455,7 @@ class KubernetesBuilder(Builder):
                 if pod is not None:
                     uid = uid or pod["metadata"].get("uid")
                     if is_running(pod) and run.logs is None:
-                        run.start_logs(self._api_client, self.namespace, self.log_eof_grace)
+                        self._start_logs(run)
                     if is_finished(pod) or deleted:
                         break
                     self._report_state(run, pod)
@@ -495,6 +497,19 @@ class KubernetesBuilder(Builder):
         finally:
             await run.stop_logs()
 
+    def _start_logs(self, run: "_Run") -> None:
+        follower = LogFollower(
+            self._api_client,
+            self.namespace,
+            run.request.name,
+            run.on_line,
+            run.finished,
+            eof_grace=self.log_eof_grace,
+            backoff_base=self.backoff_base / 2,
+            backoff_cap=min(10.0, self.backoff_cap),
+        )
+        run.logs = asyncio.create_task(follower.run(), name=f"logs-{run.request.name}")
+
     def _report_state(self, run: "_Run", pod: dict) -> None:
         reason = stuck_reason(pod)
         if reason:
@@ -522,7 +537,7 @@ class KubernetesBuilder(Builder):
         term = terminated_state(pod)
         if is_running(pod) and run.logs is None:
             # It went from Pending to ended between two events: read the whole log now.
-            run.start_logs(self._api_client, self.namespace, self.log_eof_grace)
+            self._start_logs(run)
         await run.drain_logs(self.log_drain_timeout)
         succeeded = term is not None and term.get("exitCode") == 0 and pod_phase(pod) != "Failed"
         # We delete only after deciding, so a deletion seen before is someone else's.
@@ -651,12 +666,6 @@ class _Run:
         if self.buildkit_error and "returned non-zero exit status" in self.last_error:
             return f"Error during build: {self.buildkit_error}\n"
         return self.last_error
-
-    def start_logs(self, api_client, namespace: str, eof_grace: float) -> None:
-        follower = LogFollower(
-            api_client, namespace, self.request.name, self.on_line, self.finished, eof_grace=eof_grace
-        )
-        self.logs = asyncio.create_task(follower.run(), name=f"logs-{self.request.name}")
 
     async def drain_logs(self, timeout: float) -> None:
         self.finished.set()

@@ -87,6 +87,7 @@ class PodWatch:
         self._listeners: list[Callable[[str, dict], None]] = []
         self._task: asyncio.Task | None = None
         self._resp: aiohttp.ClientResponse | None = None
+        self._stream_events = 0
         # for tests and metrics
         self.lists = 0
         self.watches = 0
@@ -146,33 +147,39 @@ class PodWatch:
         delays = backoff_delays(self.backoff_base, self.backoff_cap)
         gone_in_a_row = 0
         while True:
+            started = time.monotonic()
+            self._stream_events = 0
             try:
                 if self.resource_version is None:
                     await self._list()
-                started = time.monotonic()
-                events = await self._watch_once()
-                if events or time.monotonic() - started > 5:
-                    # A stream that lived (server-side timeout): reconnect at once.
-                    delays = backoff_delays(self.backoff_base, self.backoff_cap)
-                    gone_in_a_row = 0
-                    continue
-                # A stream that ended at once with nothing in it: don't spin.
-                await asyncio.sleep(next(delays))
+                await self._watch_once()
+                failed = False
             except _Gone:
                 log.info("Build pod watch expired (410 Gone); listing again")
                 self.resource_version = None
                 gone_in_a_row += 1
                 if gone_in_a_row > 3:  # a server that expires every fresh list: don't spin
                     await asyncio.sleep(next(delays))
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - the watch must outlive any one failure
                 self.errors += 1
-                delay = next(delays)
-                log.warning("Build pod watch failed (%s: %s); reconnecting in %.1fs", type(e).__name__, e, delay)
-                await asyncio.sleep(delay)
+                failed = True
+                error = f"{type(e).__name__}: {e}"
             finally:
                 self._close_stream()
+            if self._stream_events or time.monotonic() - started > 5:
+                # The stream worked for a while: whatever ended it, start backing off anew.
+                delays = backoff_delays(self.backoff_base, self.backoff_cap)
+                gone_in_a_row = 0
+                if not failed:
+                    continue  # a server-side timeout: reconnect at once
+            delay = next(delays)
+            if failed:
+                log.warning("Build pod watch failed (%s); reconnecting in %.1fs", error, delay)
+            # else: a stream that ended at once with nothing in it; don't spin.
+            await asyncio.sleep(delay)
 
     async def _list(self) -> None:
         self.lists += 1
@@ -226,14 +233,13 @@ class PodWatch:
             raise _Gone()
         if resp.status != 200:
             raise WatchError(resp.status, await error_message(resp))
-        n = 0
         while True:
             line = await resp.content.readline()
             if not line:
-                return n
+                return self._stream_events
             if not line.strip():
                 continue
-            n += 1
+            self._stream_events += 1
             self._handle(json.loads(line))
 
     def _handle(self, event: dict[str, Any]) -> None:
