@@ -652,6 +652,13 @@ async def test_start_retries_a_failing_list(kube):
     await b.stop()
 
 
+async def test_start_refuses_a_bad_configuration(kube):
+    b = make_builder(kube, tolerations=[{"key": "x", "operatr": "Exists"}])
+    with pytest.raises(ValueError, match="unknown field 'operatr'"):
+        await b.start()
+    assert kube.stats["list"].requests == 0
+
+
 async def test_start_fails_fast_on_forbidden(kube):
     kube.fail_requests(1, status=403, endpoint="list")
     b = make_builder(kube)

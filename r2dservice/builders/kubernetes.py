@@ -273,9 +273,25 @@ class KubernetesBuilder(Builder):
         conf.connection_pool_maxsize = 0
         return client.ApiClient(conf)
 
+    def check_config(self) -> None:
+        """Make a pod for a sample request, so that a configuration error (a typo in a
+        toleration, an invalid label) stops the service at start, not at its first build."""
+        sample = BuildRequest(
+            name="build-config-check",
+            image_name="registry.example/config-check:latest",
+            repo_url="https://example.org/repo",
+            ref="0" * 40,
+            push=True,
+        )
+        try:
+            make_build_pod(sample, self.pod_config())
+        except ValueError as e:
+            raise ValueError(f"c.KubernetesBuilder configuration: {e}") from None
+
     async def start(self) -> list[BuildRequest]:
         from kubernetes_asyncio import client
 
+        self.check_config()
         self._stopping = False
         self._api_client = await self._make_api_client()
         self._core = client.CoreV1Api(self._api_client)
