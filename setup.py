@@ -36,7 +36,7 @@ setup(
         "tornado>=6.2",
         "traitlets>=5.9",
         "aiohttp>=3.9",
-        "jupyterhub>=4",
+        "jupyterhub>=4.1",
         "jupyter-repo2docker>=2025.8",
         "escapism>=1.0",
         "sqlalchemy>=2",

@@ -17,7 +17,7 @@ from traitlets.config import Application, catch_config_error
 from ._version import __version__
 from .builders.base import Builder
 from .builds import BuildManager
-from .handlers import api, build, health, home, metrics, oauth
+from .handlers import api, build, health, home, metrics, oauth, openapi
 from .naming import NamingError, split_image_name, validate_image_name
 
 BUILDERS = {
@@ -195,6 +195,10 @@ class R2DService(Application):
     def _log_format(self):
         return "%(color)s[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d]%(end_color)s %(message)s"
 
+    @default("log_level")
+    def _log_level_default(self):
+        return logging.INFO  # as JupyterHub: "listening on", builds started and ended
+
     @default("log_datefmt")
     def _log_datefmt(self):
         return "%Y-%m-%d %H:%M:%S"
@@ -335,6 +339,8 @@ class R2DService(Application):
             (rf"{b}health", health.HealthHandler),
             (rf"{b}versions", health.VersionsHandler),
             (rf"{b}metrics", metrics.MetricsHandler),
+            (rf"{b}api/openapi\.(?P<fmt>yaml|json)", openapi.OpenAPIHandler),
+            (rf"{b}api/.*", api.NotFoundHandler),
         ]
 
     def make_app(self) -> tornado.web.Application:

@@ -425,6 +425,13 @@ class KubernetesBuilder(Builder):
                         # A previous build of this image is still being torn down.
                         await self._wait_deleted(request.name, q)
                         continue
+                    if existing and _failed(existing) and self._following.get(request.name) == 1:
+                        # A failure left behind by an earlier run (the service stopped
+                        # before deleting it): a new request deserves a new attempt.
+                        self.log.info("Replacing failed build pod %s", request.name)
+                        await self._delete_pod(request.name)
+                        await self._wait_deleted(request.name, q)
+                        continue
                     emit(Event("fetching", f"Joining the build already running in pod {request.name}\n"))
                     uid = existing["metadata"].get("uid") if existing else None
                     created = parse_time(existing["metadata"].get("creationTimestamp")) if existing else None
@@ -701,6 +708,12 @@ class _Run:
                 await self.logs
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
+
+
+def _failed(pod: dict) -> bool:
+    """Finished, and not with exit code 0."""
+    term = terminated_state(pod) or {}
+    return is_finished(pod) and (pod_phase(pod) == "Failed" or term.get("exitCode") != 0)
 
 
 def _retryable(status: int | None) -> bool:

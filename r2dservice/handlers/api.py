@@ -9,14 +9,12 @@ from .base import BaseHandler
 from .sse import last_event_id, start_sse, stream_build
 
 
-class APIHandler(BaseHandler):
-    def check_xsrf_cookie(self):
-        # Token-authenticated API calls carry no cookie to forge; the auth layer
-        # enforces XSRF for cookie-authenticated ones.
-        auth = self.settings.get("authenticator")
-        if auth:
-            auth.check_xsrf(self)
+from ..builds import FINISHED_STATES
 
+STATES = ("queued", "running", *sorted(FINISHED_STATES))
+
+
+class APIHandler(BaseHandler):
     def build_or_404(self, build_id: str):
         build = self.manager.get(build_id)
         if build is None or not self.caller.may_see(build.request.user):
@@ -26,6 +24,10 @@ class APIHandler(BaseHandler):
     def build_json(self, build) -> dict:
         d = build.summary()
         base = self.settings["base_url"]
+        if self.manager.get(build.id) is None:
+            # An image found in the registry: no build ran, nothing to link to.
+            d["links"] = {}
+            return d
         d["links"] = {
             "self": f"{base}api/builds/{build.id}",
             "events": f"{base}api/builds/{build.id}/events",
@@ -39,6 +41,11 @@ class BuildsHandler(APIHandler):
     def get(self):
         """List the builds the caller may see, newest first; ?state= filters."""
         states = set(self.get_query_arguments("state"))
+        unknown = states.difference(STATES)
+        if unknown:
+            raise web.HTTPError(
+                400, "Unknown state %s; use one of %s", ", ".join(sorted(unknown)), ", ".join(STATES)
+            )
         builds = [
             b
             for b in self.manager.builds()
@@ -85,7 +92,8 @@ class CancelHandler(APIHandler):
         if build.done:
             raise web.HTTPError(409, "Build %s has already ended (%s).", build_id, build.state)
         self.manager.cancel(build_id, by=self.caller.name or "anonymous")
-        self.write_json(self.build_json(build), 202)
+        # A queued build is cancelled at once; a running one once its builder stops.
+        self.write_json(self.build_json(build), 200 if build.done else 202)
 
 
 class EventsHandler(APIHandler):
@@ -114,5 +122,16 @@ class ImageHandler(APIHandler):
 
 
 class RepoProvidersHandler(BaseHandler):
+    login = None  # public, as BinderHub's is: UIs read it before anyone logs in
+
     def get(self):
         self.write_json(self.manager.resolver.describe())
+
+
+class NotFoundHandler(APIHandler):
+    """Any other path under api/: a JSON 404 rather than tornado's HTML page."""
+
+    login = None
+
+    def prepare(self):
+        raise web.HTTPError(404, "No such API route: %s", self.request.path)

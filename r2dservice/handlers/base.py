@@ -8,7 +8,7 @@ from tornado import web
 
 from ..auth import ANONYMOUS_ADMIN, Caller, HubUnavailable
 from ..events import encode_sse, failed
-from .sse import start_sse
+from .sse import OUTSIDE_BUILD, start_sse
 
 # A caller the hub did not identify (only ever seen with auth on).
 NOBODY = Caller(name="", may_use=False, may_build=False, is_admin=False)
@@ -75,10 +75,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     async def refuse(self, status: int, message: str):
         """End the request with `status` and `message`, the way this route answers."""
         if self.login == "stream":
-            # Not part of any build's log, hence no event id.
             self.set_status(status)
             start_sse(self)
-            await self.finish(encode_sse(failed(message, status=status)))
+            await self.finish(encode_sse(failed(message, status=status), OUTSIDE_BUILD))
             return
         raise web.HTTPError(status, "%s", message)
 
@@ -112,8 +111,18 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         """JSON errors with a message a person can act on, never a traceback."""
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status_code, "message": self.error_message(status_code, **kwargs)}))
+
+    def allowed_methods(self) -> list[str]:
+        """The methods this handler implements (for 405's Allow header)."""
+        return [
+            m
+            for m in self.SUPPORTED_METHODS
+            if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
+        ]
 
     def render_template(self, name: str, **ns) -> None:
         env = self.settings["jinja2_env"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..builds import BuildRejected
 from ..events import failed
 from .base import BaseHandler
-from .sse import last_event_id, send_event, start_sse, stream_build
+from .sse import OUTSIDE_BUILD, last_event_id, send_event, start_sse, stream_build
 
 
 class BuildStreamHandler(BaseHandler):
@@ -19,17 +19,13 @@ class BuildStreamHandler(BaseHandler):
     async def get(self, provider: str, spec: str):
         spec = self.raw_spec("build", provider)
         start_sse(self)
-        caller = self.caller
-        if not caller.may_use:
-            self.set_status(403)
-            await send_event(self, failed(f"{caller.name or 'You'} may not use this service."))
-            return
+        caller = self.caller  # prepare() has refused those who may not use the service
         try:
             build = await self.manager.request(
                 provider, spec, user=caller.name, may_build=caller.may_build
             )
         except BuildRejected as e:
-            await send_event(self, failed(e.message, status=e.status), 1)
+            await send_event(self, failed(e.message, status=e.status), OUTSIDE_BUILD)
             return
         await stream_build(
             self, build, last_event_id(self), self.settings["keepalive_interval"]

@@ -7,6 +7,11 @@ from ..events import KEEPALIVE, Event, encode_sse
 from ..metrics import VIEWERS
 
 
+# The id of an event that belongs to no build's log (a refusal, a rejected spec):
+# resuming after it means starting from a log's beginning.
+OUTSIDE_BUILD = 0
+
+
 def last_event_id(handler) -> int:
     """The id to resume after: the Last-Event-ID header (EventSource reconnects)
     or a `last_event_id` query argument (clients that cannot set headers)."""
