@@ -145,8 +145,8 @@ async def test_real_build_in_generated_pod_pushes_to_registry(cluster, infra, ru
     env = [run_args[i + 1] for i, a in enumerate(run_args) if a == "-e"]
     assert not any("auths" in e for e in env)
     assert not any(GIT_LOGIN[1] in e.message for e in events)
-    # the finished pod is gone, its container too
-    assert kube.get_pod(request.name, NS) is None
+    # the finished pod goes (after a short linger for other replicas), its container too
+    await kube.wait_gone(request.name, NS, timeout=30)
     assert kubelet.containers == {}
 
 
@@ -165,4 +165,4 @@ async def test_failing_build_fails_with_repo2docker_message(cluster, infra, run_
     assert e.value.message.startswith("Error during build:")
     assert any("about to fail" in ev.message for ev in events)
     assert not registry_has(infra["registry"], request.image_name)
-    assert kube.get_pod(request.name, NS) is None
+    await kube.wait_gone(request.name, NS, timeout=30)

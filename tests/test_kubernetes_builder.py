@@ -63,6 +63,7 @@ def make_builder(kube: FakeKubeAPI, **traits) -> KubernetesBuilder:
     b.log_drain_timeout = 5
     b.watch_timeout_seconds = 30
     b.poll_interval = 0.2
+    b.finished_pod_linger = 0.05
     return b
 
 
@@ -395,9 +396,38 @@ async def test_create_conflict_joins_the_running_pod(kube, builder):
     assert events.messages.count("from before\n") == 1
 
 
+async def test_failed_pod_left_by_an_earlier_run_is_replaced(kube, builder):
+    req = make_request()
+    kube.add_pod(to_dict(make_build_pod(req, builder.pod_config())), NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.finish(req.name, 1, namespace=NS)
+    old_uid = kube.get_pod(req.name, NS)["metadata"]["uid"]
+    await asyncio.sleep(0.1)  # the watch has seen it
+    task, events = start_build(builder, req)
+    while (pod := kube.get_pod(req.name, NS)) is None or pod["metadata"]["uid"] == old_uid:
+        await asyncio.sleep(0.01)
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    assert kube.stats["create"].requests == 2
+
+
+async def test_succeeded_pod_left_by_an_earlier_run_is_a_success(kube, builder):
+    req = make_request()
+    kube.add_pod(to_dict(make_build_pod(req, builder.pod_config())), NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("built earlier\n"), namespace=NS)
+    kube.finish(req.name, 0, namespace=NS)
+    await asyncio.sleep(0.1)
+    events = Events()
+    await asyncio.wait_for(builder.build(req, events), 10)
+    assert "built earlier\n" in events.messages
+    await kube.wait_gone(req.name, NS)
+
+
 async def test_two_builders_share_one_pod(kube):
     """Two replicas asked for the same image: one pod, both see it succeed."""
     b1, b2 = make_builder(kube), make_builder(kube)
+    b1.finished_pod_linger = b2.finished_pod_linger = 2
     await b1.start()
     await b2.start()
     try:
@@ -408,7 +438,9 @@ async def test_two_builders_share_one_pod(kube):
         await e2.wait_for("Joining")
         await run_pod_to_success(kube, req.name)
         await asyncio.wait_for(asyncio.gather(t1, t2), 10)
+        # whichever replica deletes the pod lets the other read the whole log first
         assert "step 2\n" in e1.messages and "step 2\n" in e2.messages
+        await kube.wait_gone(req.name, NS)
     finally:
         await b1.stop()
         await b2.stop()

@@ -197,6 +197,9 @@ class KubernetesBuilder(Builder):
     log_drain_timeout = 30.0  # wait this long for the last log lines after the container ends
     log_eof_grace = 2.0
     orphan_grace = 300  # finished pods nobody here follows are deleted this long after they end
+    # A finished pod stays this long, so that another replica following it can read the
+    # end of its log before it goes (the outcome does not wait for it).
+    finished_pod_linger = 5.0
     create_attempts = 5
     poll_interval = 5.0  # a build re-checks its deadlines this often without events
     backoff_base = 0.5
@@ -212,6 +215,7 @@ class KubernetesBuilder(Builder):
         self._stopping = False
         self._following: dict[str, int] = {}  # pod name -> builds here following it
         self._nodes: dict[str, float] = {}  # node name -> last seen (sticky builds)
+        self._deletions: dict[str, asyncio.Task] = {}  # pod name -> lingering deletion
 
     # --- configuration as data ---
 
@@ -339,6 +343,11 @@ class KubernetesBuilder(Builder):
             except asyncio.CancelledError:
                 pass
             self._reaper = None
+        # Finished pods waiting out their linger are deleted now.
+        pending = list(self._deletions.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self._watch:
             await self._watch.stop()
         if self._api_client:
@@ -566,7 +575,7 @@ class KubernetesBuilder(Builder):
         # We delete only after deciding, so a deletion seen before is someone else's.
         deleted = deleted or bool(pod["metadata"].get("deletionTimestamp"))
         if not deleted:
-            await self._delete_pod(run.request.name)
+            self._delete_later(run.request.name)
         if succeeded:
             return
         if deleted:
@@ -587,6 +596,18 @@ class KubernetesBuilder(Builder):
             raise BuildFailed(run.failure_message())
         detail = f"; last log line: {run.last_line.strip()}" if run.last_line.strip() else ""
         raise BuildFailed(f"The build failed: {termination_message(pod)}{detail}\n")
+
+    def _delete_later(self, name: str) -> None:
+        async def linger_then_delete():
+            try:
+                await asyncio.sleep(self.finished_pod_linger)
+            finally:
+                # also when stop() cuts the linger short
+                await self._delete_pod(name)
+                self._deletions.pop(name, None)
+
+        if name not in self._deletions:
+            self._deletions[name] = asyncio.create_task(linger_then_delete())
 
     async def _delete_pod(self, name: str) -> None:
         """Delete a build pod; gone already is fine; the reaper retries what fails here."""
