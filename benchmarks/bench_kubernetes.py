@@ -171,9 +171,8 @@ async def run_service(url: str, builds: int, watchers: int) -> dict:
 async def fetch_stats(url: str) -> dict:
     import aiohttp
 
-    async with aiohttp.ClientSession() as s:
-        async with s.get(f"{url}/fake/stats") as r:
-            return await r.json()
+    async with aiohttp.ClientSession() as s, s.get(f"{url}/fake/stats") as r:
+        return await r.json()
 
 
 def main(argv=None) -> int:

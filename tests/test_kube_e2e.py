@@ -151,7 +151,7 @@ async def test_real_build_in_generated_pod_pushes_to_registry(cluster, infra, ru
 
 
 async def test_failing_build_fails_with_repo2docker_message(cluster, infra, run_id):
-    kube, kubelet, server, builder = cluster
+    kube, _kubelet, server, builder = cluster
     sha = make_repo(
         server.root / "broken",
         {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo about to fail && exit 3\n"},

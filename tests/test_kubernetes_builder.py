@@ -134,7 +134,7 @@ async def test_build_succeeds_when_container_exits_zero(kube, builder):
 
 async def test_pod_spec_is_what_make_build_pod_makes(kube, builder):
     req = make_request()
-    task, events = start_build(builder, req)
+    task, _events = start_build(builder, req)
     pod = await kube.wait_for_pod(req.name, NS)
     expected = to_dict(make_build_pod(req, builder.pod_config()))
     assert pod["spec"]["containers"][0]["args"] == expected["spec"]["containers"][0]["args"]
@@ -217,7 +217,7 @@ async def test_buildkit_reason_replaces_generic_docker_failure(kube, builder):
 
 async def test_nonzero_exit_without_error_line_names_exit_code_and_last_line(kube, builder):
     req = make_request()
-    task, events = start_build(builder, req)
+    task, _events = start_build(builder, req)
     await kube.wait_for_pod(req.name, NS)
     kube.start_container(req.name, namespace=NS)
     kube.log(req.name, "plain text, not json", namespace=NS)
@@ -403,7 +403,7 @@ async def test_failed_pod_left_by_an_earlier_run_is_replaced(kube, builder):
     kube.finish(req.name, 1, namespace=NS)
     old_uid = kube.get_pod(req.name, NS)["metadata"]["uid"]
     await asyncio.sleep(0.1)  # the watch has seen it
-    task, events = start_build(builder, req)
+    task, _events = start_build(builder, req)
     while (pod := kube.get_pod(req.name, NS)) is None or pod["metadata"]["uid"] == old_uid:
         await asyncio.sleep(0.01)
     await run_pod_to_success(kube, req.name)
@@ -562,7 +562,7 @@ async def test_watch_dropped_mid_build_reconnects_without_losing_state(kube, bui
 
 async def test_watch_410_gone_relists(kube, builder):
     req = make_request()
-    task, events = start_build(builder, req)
+    task, _events = start_build(builder, req)
     await kube.wait_for_pod(req.name, NS)
     lists_before = builder._watch.lists
     kube.expire_next_watches(1)
@@ -576,7 +576,7 @@ async def test_watch_410_gone_relists(kube, builder):
 async def test_watch_410_after_compaction(kube, builder):
     """A real compaction: the resourceVersion we hold falls out of history."""
     req = make_request()
-    task, events = start_build(builder, req)
+    task, _events = start_build(builder, req)
     await kube.wait_for_pod(req.name, NS)
     kube.drop_watches()
     kube.start_container(req.name, namespace=NS)
@@ -670,7 +670,7 @@ async def test_watch_survives_500s(kube, builder):
 async def test_create_retries_500s(kube, builder):
     kube.fail_requests(2, status=500, endpoint="create")
     req = make_request()
-    task, events = start_build(builder, req)
+    task, _events = start_build(builder, req)
     await kube.wait_for_pod(req.name, NS)
     await run_pod_to_success(kube, req.name)
     await asyncio.wait_for(task, 10)
@@ -730,7 +730,7 @@ async def test_slow_log_stream_does_not_block_other_builds(kube, builder):
     slow, fast = make_request("a/slow"), make_request("a/fast")
     kube.log_delay = 0.0
     ts, es = start_build(builder, slow)
-    tf, ef = start_build(builder, fast)
+    tf, _ef = start_build(builder, fast)
     await kube.wait_for_pod(slow.name, NS)
     await kube.wait_for_pod(fast.name, NS)
     kube.start_container(slow.name, namespace=NS)

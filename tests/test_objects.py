@@ -47,16 +47,16 @@ KUBE_VERSIONS = sorted(
 
 def request(**kw) -> BuildRequest:
     image = kw.pop("image", "registry.example:5000/r2d/gh-owner-repo-1234abcd:" + "c" * 40)
-    d = dict(
-        name=naming.build_name(image),
-        image_name=image,
-        repo_url="https://github.com/owner/repo",
-        ref="c" * 40,
-        provider="gh",
-        spec="owner/repo/main",
-        push=True,
-        user="alice@example.org",
-    )
+    d = {
+        "name": naming.build_name(image),
+        "image_name": image,
+        "repo_url": "https://github.com/owner/repo",
+        "ref": "c" * 40,
+        "provider": "gh",
+        "spec": "owner/repo/main",
+        "push": True,
+        "user": "alice@example.org",
+    }
     d.update(kw)
     return BuildRequest(**d)
 

@@ -529,7 +529,7 @@ class KubernetesBuilder(Builder):
         finally:
             await run.stop_logs()
 
-    def _start_logs(self, run: "_Run") -> None:
+    def _start_logs(self, run: _Run) -> None:
         follower = LogFollower(
             self._api_client,
             self.namespace,
@@ -542,7 +542,7 @@ class KubernetesBuilder(Builder):
         )
         run.logs = asyncio.create_task(follower.run(), name=f"logs-{run.request.name}")
 
-    def _report_state(self, run: "_Run", pod: dict) -> None:
+    def _report_state(self, run: _Run, pod: dict) -> None:
         reason = stuck_reason(pod)
         if reason:
             if run.stuck_since is None:
@@ -565,7 +565,7 @@ class KubernetesBuilder(Builder):
             run.last_state = message
             run.emit_state(message)
 
-    async def _finish(self, run: "_Run", pod: dict, deleted: bool) -> None:
+    async def _finish(self, run: _Run, pod: dict, deleted: bool) -> None:
         term = terminated_state(pod)
         if is_running(pod) and run.logs is None:
             # It went from Pending to ended between two events: read the whole log now.
@@ -645,7 +645,7 @@ class KubernetesBuilder(Builder):
             await asyncio.sleep(self.reap_interval)
             try:
                 await self.reap()
-            except Exception:  # noqa: BLE001 - keep reaping next time
+            except Exception:
                 self.log.exception("Reaping build pods failed")
 
     async def reap(self) -> list[str]:
@@ -719,7 +719,7 @@ class _Run:
             await asyncio.wait_for(asyncio.shield(self.logs), timeout)
         except asyncio.TimeoutError:
             pass
-        except Exception:  # noqa: BLE001 - the outcome comes from the pod, not the log
+        except Exception:
             logging.getLogger(__name__).exception("Log follower of %s failed", self.request.name)
 
     async def stop_logs(self) -> None:

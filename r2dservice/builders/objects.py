@@ -14,8 +14,9 @@ import datetime
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from kubernetes_asyncio.client import models as k8s
 
@@ -424,6 +425,7 @@ def parse_time(value: str | None) -> float | None:
     if not value:
         return None
     try:
+        # (3.10 does not read "Z")
         return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None

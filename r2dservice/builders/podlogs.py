@@ -11,7 +11,7 @@ import asyncio
 import datetime
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import aiohttp
 

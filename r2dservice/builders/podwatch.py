@@ -14,7 +14,8 @@ import logging
 import random
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiohttp
 
@@ -268,7 +269,7 @@ class PodWatch:
         for callback in self._listeners:
             try:
                 callback(type_, pod)
-            except Exception:  # noqa: BLE001 - a listener's bug must not stop the watch
+            except Exception:
                 log.exception("Pod watch listener failed")
 
     def _close_stream(self) -> None:

@@ -34,8 +34,9 @@ import re
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -265,9 +266,8 @@ class FakeKubeAPI:
         n = 0
         for w in list(self._watches):
             n += 1
-            if abrupt:
-                if w.request.transport is not None:
-                    w.request.transport.abort()
+            if abrupt and w.request.transport is not None:
+                w.request.transport.abort()
             w.queue.put_nowait(None)
         return n
 

@@ -43,7 +43,7 @@ class DockerKubelet:
         self._loop_task: asyncio.Task | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
 
-    async def start(self) -> "DockerKubelet":
+    async def start(self) -> DockerKubelet:
         queue = self.api.listen()
         self._loop_task = asyncio.create_task(self._loop(queue))
         return self
