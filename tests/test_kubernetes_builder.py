@@ -654,6 +654,40 @@ async def test_sticky_builds_prefer_the_node_that_built_before(kube):
         await b.stop()
 
 
+async def test_bookmarks_keep_the_resource_version_fresh(kube, builder):
+    """Changes to pods we do not select move the resourceVersion on; bookmarks tell us,
+    so a reconnect after a quiet hour does not resume from a compacted version."""
+    kube.add_pod({"metadata": {"name": "other"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, NS)
+    kube.patch_pod("other", lambda p: p["metadata"].setdefault("labels", {}).update(x="y"), NS)
+    deadline = time.monotonic() + 5
+    while builder._watch.resource_version != str(kube.rv):
+        assert time.monotonic() < deadline, (builder._watch.resource_version, kube.rv)
+        await asyncio.sleep(0.05)
+    kube.compact()
+    kube.drop_watches(abrupt=False)
+    lists = builder._watch.lists
+    await asyncio.sleep(0.3)
+    assert builder._watch.lists == lists  # resumed, no 410, no re-list
+    assert kube.stats["watch"].requests >= 2
+
+
+async def test_server_side_watch_timeout_reconnects_quietly(kube):
+    b = make_builder(kube)
+    b.watch_timeout_seconds = 1
+    await b.start()
+    try:
+        await asyncio.sleep(2.5)
+        assert kube.stats["watch"].requests >= 3
+        assert b._watch.errors == 0 and b._watch.lists == 1
+        req = make_request()
+        task, _ = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(task, 10)
+    finally:
+        await b.stop()
+
+
 async def test_watch_survives_500s(kube, builder):
     req = make_request()
     task, _ = start_build(builder, req)
