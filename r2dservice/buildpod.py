@@ -123,23 +123,14 @@ def _shown_repo(repo_spec) -> str:
 def offline_repo_url(provider, repo_spec) -> str:
     """What repo2docker would clone, without asking the repository host.
 
-    The providers compute this inside resolve(), which asks the host; a provider that
-    offers `repo_url(repo_spec)` is asked directly.
+    A third-party provider without `repo_url()` cannot say; then --ref can't be used.
     """
-    own = getattr(provider, "repo_url", None)
-    if callable(own):
-        return own(repo_spec)
-    repo = repo_spec.repo
-    if provider.name == "git":
-        return repo
-    base = (getattr(provider, "html_base_url", None) or getattr(provider, "base_url", "")).rstrip("/")
-    if provider.name == "gh":
-        return f"{base}/{repo}"
-    if provider.name in ("gl", "gist"):
-        return f"{base}/{repo}.git"
-    raise ValueError(
-        f"cannot tell what provider {provider.name!r} clones without resolving; leave out --ref"
-    )
+    try:
+        return provider.repo_url(repo_spec)
+    except NotImplementedError:
+        raise ValueError(
+            f"cannot tell what provider {provider.name!r} clones without resolving; leave out --ref"
+        ) from None
 
 
 main = BuildPodApp.launch_instance

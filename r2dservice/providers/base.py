@@ -74,6 +74,11 @@ class RepoProvider(LoggingConfigurable):
         """Resolve the ref to a commit; raises ResolveError."""
         raise NotImplementedError
 
+    def repo_url(self, repo_spec: RepoSpec) -> str:
+        """What repo2docker fetches for this repository. No I/O (`build-pod --ref`
+        uses it to print a pod without asking the host)."""
+        raise NotImplementedError
+
     def detect_regex(self) -> str | None:
         """A JavaScript regex with a `repo` group that finds the repo in a pasted URL."""
         return None

@@ -44,10 +44,16 @@ class GistRepoProvider(GitHubAPIProvider):
     def detect_regex(self) -> str:
         return f"^({js_host_pattern(self.html_base_url)})?(?<repo>.*[^/])/?"
 
+    def page_url(self, repo_spec: RepoSpec) -> str:
+        return f"{self.html_base_url.rstrip('/')}/{repo_spec.repo}"
+
+    def repo_url(self, repo_spec: RepoSpec) -> str:
+        return self.page_url(repo_spec) + ".git"
+
     async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
         owner, gist_id = repo_spec.repo.split("/", 1)
         ref = repo_spec.ref
-        page = f"{self.html_base_url.rstrip('/')}/{owner}/{gist_id}"
+        page = self.page_url(repo_spec)
         resp = await self.api_get(f"/gists/{gist_id}", _JSON)
         if resp.status == 404:
             raise ResolveError(f"gist {gist_id} not found: check {page}", status=404)
@@ -93,7 +99,7 @@ class GistRepoProvider(GitHubAPIProvider):
             provider=self.name,
             spec=repo_spec.spec,
             repo=repo_spec.repo,
-            repo_url=f"{page}.git",
+            repo_url=self.repo_url(repo_spec),
             ref=ref,
             resolved_ref=sha,
             ref_url=f"{page}/{sha}",

@@ -81,6 +81,9 @@ class GitRepoProvider(RepoProvider):
     def parse(self, spec: str) -> RepoSpec:
         return parse_spec(self.name, spec, allowed_schemes=self.allowed_schemes)
 
+    def repo_url(self, repo_spec: RepoSpec) -> str:
+        return repo_spec.repo  # the clone URL is the repository's identity
+
     async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
         url, ref = repo_spec.repo, repo_spec.ref
         shown = redact(url)

@@ -158,9 +158,12 @@ class GitHubRepoProvider(GitHubAPIProvider):
     def detect_regex(self) -> str:
         return f"^({js_host_pattern(self.html_base_url)})?(?<repo>.*[^/])/?"
 
+    def repo_url(self, repo_spec: RepoSpec) -> str:
+        return f"{self.html_base_url.rstrip('/')}/{repo_spec.repo}"
+
     async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
         repo, ref = repo_spec.repo, repo_spec.ref
-        page = f"{self.html_base_url.rstrip('/')}/{repo}"
+        page = self.repo_url(repo_spec)
         path = f"/repos/{repo}/commits/{quote(ref, safe='/')}"
         cached = self._etags.get(path)
         resp = await self.api_get(

@@ -78,9 +78,15 @@ class GitLabRepoProvider(HTTPRepoProvider):
             return {"Authorization": f"Bearer {self.access_token}"}
         return {}
 
+    def page_url(self, repo_spec: RepoSpec) -> str:
+        return f"{self.base_url.rstrip('/')}/{repo_spec.repo}"
+
+    def repo_url(self, repo_spec: RepoSpec) -> str:
+        return self.page_url(repo_spec) + ".git"
+
     async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
         project, ref = repo_spec.repo, repo_spec.ref
-        page = f"{self.base_url.rstrip('/')}/{project}"
+        page = self.page_url(repo_spec)
         url = (
             f"{self.api_base_url.rstrip('/')}/projects/{quote(project, safe='')}"
             f"/repository/commits/{quote(ref, safe='')}"
@@ -129,7 +135,7 @@ class GitLabRepoProvider(HTTPRepoProvider):
             provider=self.name,
             spec=repo_spec.spec,
             repo=project,
-            repo_url=f"{page}.git",
+            repo_url=self.repo_url(repo_spec),
             ref=ref,
             resolved_ref=sha,
             ref_url=f"{page}/-/tree/{sha}",
