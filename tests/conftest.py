@@ -10,6 +10,7 @@ import uuid
 import aiohttp
 import pytest
 
+from tests.fakes.gitserver import GitDaemon
 from tests.support.service import REPO
 
 
@@ -84,3 +85,12 @@ def repo_root():
 
 def docker_available() -> bool:
     return shutil.which("docker") is not None
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory):
+    """A git daemon on loopback serving the repositories made under `.root`."""
+    root = tmp_path_factory.mktemp("git")
+    with GitDaemon(root) as daemon:
+        daemon.root = root
+        yield daemon

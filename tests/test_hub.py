@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from tests.fakes.gitserver import GitDaemon, make_repo
+from tests.fakes.gitserver import make_repo
 from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, Hub, jupyterhub_python
 from tests.support.sse import read_events
 
@@ -44,14 +44,6 @@ BROWSER_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    with GitDaemon(root) as daemon:
-        daemon.root = root
-        yield daemon
 
 
 def hub_config(infra, run_id) -> str:

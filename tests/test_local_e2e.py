@@ -10,19 +10,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import registry_has
-from tests.fakes.gitserver import GitDaemon, make_repo
+from tests.fakes.gitserver import make_repo
 from tests.support.service import ServiceProcess
 from tests.support.sse import read_events
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("git")
-    with GitDaemon(root) as daemon:
-        daemon.root = root
-        yield daemon
 
 
 @pytest.fixture(scope="module")
