@@ -391,6 +391,7 @@ install_buildx
 start_dockerd
 start_registry
 make_base_image
+HELM=$(R2DSERVICE_DEV_STATE=$STATE bash "$REPO/dev/helm.sh")   # helm + kubectl for the chart tests
 
 # The CA bundle pip trusts: images that pip/npm install over HTTPS must trust it too.
 ca_bundle=$("$PYTHON" -m pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p" | head -n1)
@@ -408,6 +409,7 @@ export R2D_TEST_CHROMIUM='$(command -v chromium || true)'
 export R2D_TEST_CHROMEDRIVER='$(command -v chromedriver || true)'
 export R2D_TEST_DEBIAN_ARCHIVE='$(debian_archive)'
 export R2D_TEST_CA_BUNDLE='$ca_bundle'
+export R2D_TEST_HELM='$HELM'
 EOF
 mv "$STATE/env.sh.tmp" "$STATE/env.sh"
 log "done; environment written to $STATE/env.sh:"

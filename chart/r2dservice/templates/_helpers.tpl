@@ -1,0 +1,199 @@
+{{- /*
+Names, labels and the values several templates derive from the same settings.
+*/}}
+
+{{- /* The chart's name: nameOverride, else "r2dservice". */}}
+{{- define "r2dservice.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- /*
+The name of the release's resources: fullnameOverride; else the release name when it
+already contains the chart's name ("r2dservice", "r2dservice-prod"); else
+"<release>-r2dservice".
+*/}}
+{{- define "r2dservice.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "r2dservice.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "r2dservice.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- /*
+Labels of every resource. Call with (dict "root" $ "component" "service").
+The component appears twice: as app.kubernetes.io/component and as plain "component",
+the label zero-to-jupyterhub's resources carry.
+*/}}
+{{- define "r2dservice.labels" -}}
+helm.sh/chart: {{ include "r2dservice.chart" .root }}
+{{ include "r2dservice.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{- /* The labels that select the pods of one component of one release. */}}
+{{- define "r2dservice.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "r2dservice.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+component: {{ .component }}
+{{- end }}
+
+{{- define "r2dservice.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- .Values.serviceAccount.name | default (include "r2dservice.fullname" .) }}
+{{- else }}
+{{- .Values.serviceAccount.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{- /* Where build pods go. */}}
+{{- define "r2dservice.buildNamespace" -}}
+{{- .Values.build.namespace | default .Release.Namespace }}
+{{- end }}
+
+{{- /* The hub's base URL, with a slash at each end. */}}
+{{- define "r2dservice.hubBaseUrl" -}}
+{{- $path := trimAll "/" .Values.hub.baseUrl }}
+{{- if $path }}/{{ $path }}/{{ else }}/{{ end }}
+{{- end }}
+
+{{- /* The URL prefix of the service on the hub: <hub base URL>services/<name>/ */}}
+{{- define "r2dservice.servicePrefix" -}}
+{{- include "r2dservice.hubBaseUrl" . }}services/{{ .Values.service.name }}/
+{{- end }}
+
+{{- /* The hub's REST API, as the service reaches it inside the cluster. */}}
+{{- define "r2dservice.hubApiUrl" -}}
+{{- if .Values.hub.url }}
+{{- .Values.hub.url }}
+{{- else }}
+{{- printf "http://hub:8081%shub/api" (include "r2dservice.hubBaseUrl" .) }}
+{{- end }}
+{{- end }}
+
+{{- /* Secret and key holding the hub API token of the service, as "name key". */}}
+{{- define "r2dservice.hubTokenSecretName" -}}
+{{- .Values.hub.existingSecret.name | default (include "r2dservice.fullname" .) }}
+{{- end }}
+{{- define "r2dservice.hubTokenSecretKey" -}}
+{{- if .Values.hub.existingSecret.name }}
+{{- required "hub.existingSecret.key is required with hub.existingSecret.name (for zero-to-jupyterhub's own Secret: hub.services.<name>.apiToken)" .Values.hub.existingSecret.key }}
+{{- else -}}
+hub.apiToken
+{{- end }}
+{{- end }}
+
+{{- /*
+A secret value: the value given, else the one already in this release's Secret (kept
+across upgrades), else a new random one. Call with (list $ "key" "given value").
+*/}}
+{{- define "r2dservice.secretValue" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $given := index . 2 }}
+{{- if $given }}
+{{- $given }}
+{{- else }}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "r2dservice.fullname" $root) | default dict }}
+{{- $data := $existing.data | default dict }}
+{{- if hasKey $data $key }}
+{{- index $data $key | b64dec }}
+{{- else }}
+{{- randAlphaNum 64 | sha256sum }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* The registry credentials Secret (push and existence check), or "" for none. */}}
+{{- define "r2dservice.registrySecretName" -}}
+{{- if .Values.registry.existingSecret }}
+{{- .Values.registry.existingSecret }}
+{{- else if .Values.registry.username }}
+{{- include "r2dservice.fullname" . }}-registry
+{{- end }}
+{{- end }}
+
+{{- define "r2dservice.registrySecretKey" -}}
+{{- if .Values.registry.existingSecret }}
+{{- .Values.registry.existingSecretKey }}
+{{- else -}}
+.dockerconfigjson
+{{- end }}
+{{- end }}
+
+{{- /*
+The "auths" key of the registry credentials: registry.url, else the registry host that
+imagePrefix starts with, else Docker Hub's.
+*/}}
+{{- define "r2dservice.registryAuthKey" -}}
+{{- if .Values.registry.url }}
+{{- .Values.registry.url }}
+{{- else }}
+{{- $parts := splitList "/" .Values.imagePrefix }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) }}
+{{- $first }}
+{{- else -}}
+https://index.docker.io/v1/
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* Paths inside the service's container. */}}
+{{- define "r2dservice.configDir" -}}/etc/r2dservice{{- end }}
+{{- define "r2dservice.registryDir" -}}/var/run/r2dservice/registry{{- end }}
+{{- define "r2dservice.dockerConfigDir" -}}/var/run/r2dservice/docker{{- end }}
+
+{{- /* The local builder's Docker API: "socket" (a path or unix://), "tcp" or "". */}}
+{{- define "r2dservice.dockerHostKind" -}}
+{{- $host := .Values.build.dockerHost | default "" }}
+{{- if hasPrefix "tcp://" $host }}tcp{{ else if $host }}socket{{ end }}
+{{- end }}
+
+{{- /*
+values.json: the chart values r2dservice_config.py maps onto r2dservice's settings,
+plus what the chart computes (names, paths). No credentials: those reach the pod as
+environment variables from the Secret, or as files.
+*/}}
+{{- define "r2dservice.configValues" -}}
+{{- $registrySecret := include "r2dservice.registrySecretName" . }}
+{{- $buildLabels := merge (dict "app.kubernetes.io/instance" .Release.Name) (deepCopy .Values.build.extraLabels) }}
+{{- $build := merge (dict
+    "namespace" (include "r2dservice.buildNamespace" .)
+    "extraLabels" $buildLabels
+    "pushSecret" $registrySecret
+    "pushSecretKey" (include "r2dservice.registrySecretKey" .)
+  ) (deepCopy .Values.build) }}
+{{- $registry := dict "dockerConfigPath" "" }}
+{{- if $registrySecret }}
+{{- $_ := set $registry "dockerConfigPath" (printf "%s/config.json" (include "r2dservice.registryDir" .)) }}
+{{- end }}
+{{- $values := dict
+    "serviceName" .Values.service.name
+    "builder" .Values.builder
+    "imagePrefix" .Values.imagePrefix
+    "useRegistry" .Values.useRegistry
+    "concurrentBuildLimit" .Values.concurrentBuildLimit
+    "maxQueueLength" .Values.maxQueueLength
+    "debug" .Values.debug
+    "auth" (pick .Values.auth "enabled" "buildScope" "adminScope")
+    "build" $build
+    "registry" $registry
+    "config" .Values.config
+    "extraConfig" .Values.extraConfig
+    "custom" .Values.custom
+    "release" (dict "name" .Release.Name "namespace" .Release.Namespace "fullname" (include "r2dservice.fullname" .))
+}}
+{{- $values | toPrettyJson }}
+{{- end }}
