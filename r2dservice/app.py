@@ -168,23 +168,21 @@ class R2DService(Application):
         from .providers.resolver import Resolver
         from .registry import LocalImageChecker, RegistryImageChecker
 
+        from .providers.resolver import provider_classes
+
         classes = [
             R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
-            RegistryImageChecker, LocalImageChecker, Resolver,
+            RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(),
         ]
-        try:
+        # kubernetes_asyncio costs ~80 MB of memory: load it only where it is used,
+        # or to document it (--generate-config, --help-all).
+        if self._documenting or self.builder_class == "kubernetes":
             from .builders.kubernetes import KubernetesBuilder
 
             classes.append(KubernetesBuilder)
-        except ImportError:
-            pass
-        try:
-            from .providers.resolver import provider_classes
-
-            classes.extend(provider_classes())
-        except ImportError:
-            pass
         return classes
+
+    _documenting = False
 
     @property
     def classes(self):
@@ -220,6 +218,8 @@ class R2DService(Application):
 
     @catch_config_error
     def initialize(self, argv=None):
+        args = sys.argv[1:] if argv is None else argv
+        self._documenting = bool({"--generate-config", "--help-all", "--help", "-h"} & set(args))
         super().initialize(argv)
         if self.subapp is not None:
             return
