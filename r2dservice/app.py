@@ -17,6 +17,7 @@ from traitlets.config import Application, catch_config_error
 from ._version import __version__
 from .builders.base import Builder
 from .builds import BuildManager
+from .configfile import load_or_exit
 from .handlers import api, build, health, home, metrics, oauth, openapi
 from .naming import NamingError, split_image_name, validate_image_name
 
@@ -62,6 +63,9 @@ class R2DService(Application):
     """
     aliases = aliases
     flags = flags
+    # A config file that fails half-way must stop the start, not leave a service
+    # running on half its configuration.
+    raise_config_file_errors = True
     subcommands = {
         "build-pod": (
             "r2dservice.buildpod.BuildPodApp",
@@ -226,7 +230,7 @@ class R2DService(Application):
         if self.generate_config:
             return
         if self.config_file and os.path.exists(self.config_file):
-            self.load_config_file(self.config_file)
+            load_or_exit(self, self.config_file)
         elif "-f" in (argv or sys.argv) or "--config" in " ".join(argv or sys.argv):
             self.exit_with(f"Configuration file {self.config_file} not found.")
         # Command-line settings win over the file's.

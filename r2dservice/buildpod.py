@@ -20,6 +20,7 @@ from . import naming
 from .builders.base import BuildRequest
 from .builders.kubernetes import KubernetesBuilder
 from .builders.objects import to_dict
+from .configfile import load_or_exit
 
 
 class BuildPodApp(Application):
@@ -30,6 +31,7 @@ class BuildPodApp(Application):
     r2dservice build-pod gh/owner/repo/main | kubernetes-validate --strict -
     """
 
+    raise_config_file_errors = True  # as the service: a broken file stops it, loudly
     config_file = Unicode("", help="The r2dservice configuration file to read (-f).").tag(config=True)
     ref = Unicode(
         "", help="The commit to build. Without it, the spec's ref is resolved through the providers."
@@ -47,7 +49,7 @@ class BuildPodApp(Application):
     def initialize(self, argv=None):
         super().initialize(argv)
         if self.config_file:
-            self.load_config_file(self.config_file)
+            load_or_exit(self, self.config_file)
 
     def start(self):
         if len(self.extra_args) != 1:

@@ -95,3 +95,11 @@ def test_python_m_and_console_script_agree(tmp_path):
     out = subprocess.run(["r2dservice", "--version"], capture_output=True, text=True)
     assert out.returncode == 0
     assert out.stdout.strip() == r2dservice("--version", cwd=tmp_path).stdout.strip()
+
+
+def test_error_in_config_file_stops_with_file_and_line(tmp_path):
+    (tmp_path / "c.py").write_text("c.R2DService.auth_enabled = False\nundefined_name + 1\n")
+    out = r2dservice("-f", "c.py", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "c.py, line 2: NameError" in out.stderr
+    assert "Traceback" not in out.stderr
