@@ -16,8 +16,13 @@ def load_or_exit(app, path: str) -> None:
     except Exception as e:
         where = path
         target = os.path.abspath(path)
-        for frame in traceback.extract_tb(e.__traceback__):
+        frames = traceback.extract_tb(e.__traceback__)
+        for frame in frames:
             if os.path.abspath(frame.filename) == target:
                 where = f"{path}, line {frame.lineno}"
+        # Code the file compiles and runs itself (the chart's extraConfig snippets)
+        # names itself "<...>": say which snippet failed, too.
+        if frames and frames[-1].filename.startswith("<"):
+            where += f" ({frames[-1].filename}, line {frames[-1].lineno})"
         app.log.critical("Error in the configuration file %s: %s: %s", where, type(e).__name__, e)
         app.exit(1)
