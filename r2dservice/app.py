@@ -49,6 +49,26 @@ flags = {
 }
 
 
+def configurable_classes(kubernetes: bool = True) -> list[type]:
+    """Every class the service's configuration reaches (for config files and docs)."""
+    from jupyterhub.services.auth import HubOAuth
+
+    from .auth import R2DServiceAuth
+    from .builders.local import LocalBuilder
+    from .providers.resolver import Resolver, provider_classes
+    from .registry import LocalImageChecker, RegistryImageChecker
+
+    classes = [
+        R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
+        RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(),
+    ]
+    if kubernetes:
+        from .builders.kubernetes import KubernetesBuilder
+
+        classes.append(KubernetesBuilder)
+    return classes
+
+
 class R2DService(Application):
     """Build container images from repositories with repo2docker."""
 
@@ -164,34 +184,13 @@ class R2DService(Application):
     registry = Any()
     resolver = Any()
 
-    def _classes(self):
-        from jupyterhub.services.auth import HubOAuth
-
-        from .auth import R2DServiceAuth
-        from .builders.local import LocalBuilder
-        from .providers.resolver import Resolver
-        from .registry import LocalImageChecker, RegistryImageChecker
-
-        from .providers.resolver import provider_classes
-
-        classes = [
-            R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
-            RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(),
-        ]
-        # kubernetes_asyncio costs ~80 MB of memory: load it only where it is used,
-        # or to document it (--generate-config, --help-all).
-        if self._documenting or self.builder_class == "kubernetes":
-            from .builders.kubernetes import KubernetesBuilder
-
-            classes.append(KubernetesBuilder)
-        return classes
-
     _documenting = False
 
     @property
     def classes(self):
-        # A property, not a list: the builder and provider modules load lazily.
-        return self._classes()
+        # kubernetes_asyncio costs ~80 MB of memory: load it only where it is used,
+        # or to document it (--generate-config, --help-all).
+        return configurable_classes(self._documenting or self.builder_class == "kubernetes")
 
     @default("log_format")
     def _log_format(self):

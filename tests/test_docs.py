@@ -75,7 +75,7 @@ def test_docs_build_without_warnings(built_docs):
 
 
 def test_config_reference_lists_every_setting(built_docs):
-    from r2dservice.app import R2DService
+    from r2dservice.app import configurable_classes
 
     text = config_reference()
     for setting in ("c.R2DService.image_prefix", "c.BuildManager.concurrent_build_limit"):
@@ -83,7 +83,7 @@ def test_config_reference_lists_every_setting(built_docs):
     html = (built_docs / "reference" / "config.html").read_text()
     assert "c.R2DService.image_prefix" in html and "c.BuildManager.concurrent_build_limit" in html
     missing = []
-    for cls in R2DService().classes:
+    for cls in configurable_classes():
         for name, trait in cls.class_traits(config=True).items():
             owner = next(k for k in cls.__mro__ if name in vars(k))
             # inherited settings are listed under the documented class that defines them

@@ -2,7 +2,7 @@
 
 Runs when the builder starts, before Sphinx reads the sources, so the reference is
 always the configuration of the code beside the docs: every configurable class the
-application exposes (`R2DService().classes`, the same list `--generate-config` uses),
+application exposes (`configurable_classes()`, the list `--generate-config` uses),
 every setting with its type, default and help.
 
 Run it alone with `python docs/_ext/r2dconfig.py [out.md]`.
@@ -38,10 +38,10 @@ Classes: {classes}.
 
 
 def classes() -> list[type]:
-    from r2dservice.app import R2DService
+    from r2dservice.app import configurable_classes
 
     seen, out = set(), []
-    for cls in R2DService().classes:
+    for cls in configurable_classes():
         if cls not in seen:
             seen.add(cls)
             out.append(cls)
