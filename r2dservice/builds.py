@@ -18,7 +18,10 @@ from traitlets.config import LoggingConfigurable
 from . import naming
 from .builders.base import Builder, BuildFailed, BuildRequest
 from .events import Event, failed
-from .spec import redact, redact_url
+from .metrics import REQUESTS
+from .providers.base import ResolveError
+from .registry import RegistryError
+from .spec import SpecError, redact, redact_url
 
 # Builds end in one of these states; "queued" and "running" come before.
 FINISHED_STATES = frozenset({"ready", "failed", "cancelled"})
@@ -225,9 +228,6 @@ class BuildManager(LoggingConfigurable):
         )
 
     async def _resolve(self, provider: str, spec: str):
-        from .providers.base import ResolveError
-        from .spec import SpecError
-
         try:
             resolved = await self.resolver.resolve(provider, spec)
         except SpecError as e:
@@ -238,8 +238,6 @@ class BuildManager(LoggingConfigurable):
 
     async def _exists(self, image: str) -> bool:
         """Ask the registry, once for all the requests that ask at the same time."""
-        from .registry import RegistryError
-
         check = self._checks.get(image)
         if check is None:
             check = asyncio.ensure_future(self.registry.exists(image))
@@ -278,8 +276,6 @@ class BuildManager(LoggingConfigurable):
         return build
 
     def _count(self, result: str) -> None:
-        from .metrics import REQUESTS
-
         REQUESTS.labels(result=result).inc()
 
     async def _request(self, provider, spec, user, may_build) -> Build:
@@ -343,7 +339,9 @@ class BuildManager(LoggingConfigurable):
     def _has_slot(self) -> bool:
         return not self.concurrent_build_limit or len(self._running) < self.concurrent_build_limit
 
-    def _pump(self) -> None:
+    def _pump(self) -> bool:
+        """Start queued builds while there are slots; True if any started (then the
+        queue positions are announced)."""
         started = False
         while self._queue and self._has_slot():
             build = self._queue.pop(0)
@@ -351,6 +349,7 @@ class BuildManager(LoggingConfigurable):
             started = True
         if started:
             self._announce_positions()
+        return started
 
     def _announce_positions(self) -> None:
         total = len(self._queue)
@@ -404,7 +403,8 @@ class BuildManager(LoggingConfigurable):
         build.state = state
         build.emit(event)
         self._running.discard(build)
-        if build in self._queue:
+        left_queue = build in self._queue
+        if left_queue:
             self._queue.remove(build)
         if self._active.get(build.image_name) is build:
             del self._active[build.image_name]
@@ -413,8 +413,8 @@ class BuildManager(LoggingConfigurable):
         asyncio.get_running_loop().call_later(
             self.finished_build_retention, self._forget, build
         )
-        self._pump()
-        self._announce_positions() if self._queue else None
+        if not self._pump() and left_queue:
+            self._announce_positions()  # those behind it moved up
 
     def _forget(self, build: Build) -> None:
         if self._builds.get(build.id) is build:
