@@ -228,9 +228,10 @@ class R2DService(Application):
             return
         if self.generate_config:
             return
+        named = "config_file" in self.cli_config.get("R2DService", {})  # by -f / --config
         if self.config_file and os.path.exists(self.config_file):
             load_or_exit(self, self.config_file)
-        elif "-f" in (argv or sys.argv) or "--config" in " ".join(argv or sys.argv):
+        elif named:
             self.exit_with(f"Configuration file {self.config_file} not found.")
         # Command-line settings win over the file's.
         self.update_config(self.cli_config)
