@@ -26,6 +26,17 @@ from .spec import SpecError, redact, redact_url
 # Builds end in one of these states; "queued" and "running" come before.
 FINISHED_STATES = frozenset({"ready", "failed", "cancelled"})
 
+def ready_fields(request: BuildRequest, ref_url: str = "", persistent_spec: str = "") -> dict[str, Any]:
+    """BinderHub's extra fields of a `ready` event (besides imageName)."""
+    pinned = f"v2/{request.provider}/{persistent_spec}" if persistent_spec else ""
+    return {
+        "repo_url": redact_url(request.repo_url),
+        "binder_ref_url": ref_url,
+        "binder_request": f"v2/{request.provider}/{request.spec}",
+        "binder_persistent_request": pinned,
+    }
+
+
 class BuildRejected(Exception):
     """A request that cannot become a build; `status` is the HTTP status to answer."""
 
@@ -294,7 +305,7 @@ class BuildManager(LoggingConfigurable):
             push=self.registry.pushes,
             user=user,
         )
-        ready_extra = self._ready_extra(resolved)
+        ready_extra = ready_fields(request, resolved.ref_url, resolved.persistent_spec)
         if await self._exists(image):
             self._count("cached")
             return Build.already_built(request, ready_extra)
@@ -315,21 +326,15 @@ class BuildManager(LoggingConfigurable):
         self._count("new")
         return self._enqueue(Build(request, ready_extra))
 
-    @staticmethod
-    def _ready_extra(resolved) -> dict[str, Any]:
-        return {
-            "repo_url": redact_url(resolved.repo_url),
-            "binder_ref_url": resolved.ref_url,
-            "binder_request": f"v2/{resolved.provider}/{resolved.spec}",
-            "binder_persistent_request": f"v2/{resolved.provider}/{resolved.persistent_spec}",
-        }
-
     # --- queue and run -----------------------------------------------------
-    def _enqueue(self, build: Build) -> Build:
+    def _register(self, build: Build) -> None:
         self._active[build.image_name] = build
         self._builds[build.id] = build
-        self._queue.append(build)
         self._notify("created", build)
+
+    def _enqueue(self, build: Build) -> Build:
+        self._register(build)
+        self._queue.append(build)
         self.log.info("Build %s of %s queued for %s", build.id, build.image_name, build.request.user or "anonymous")
         self._pump()
         if build.state == "queued":
@@ -436,21 +441,11 @@ class BuildManager(LoggingConfigurable):
     async def start(self) -> None:
         """Adopt builds the builder finds already running (after a restart)."""
         for request in await self.builder.start():
-            build = Build(request, self._adopted_ready_extra(request))
-            self._active[build.image_name] = build
-            self._builds[build.id] = build
-            self._notify("created", build)
+            # The commit page and pinned spec are not in the pod; the rest is.
+            build = Build(request, ready_fields(request))
+            self._register(build)
             self._start(build, self.builder.follow)
             self.log.info("Adopted running build %s of %s", request.name, request.image_name)
-
-    @staticmethod
-    def _adopted_ready_extra(request: BuildRequest) -> dict[str, Any]:
-        return {
-            "repo_url": redact_url(request.repo_url),
-            "binder_ref_url": "",
-            "binder_request": f"v2/{request.provider}/{request.spec}",
-            "binder_persistent_request": "",
-        }
 
     async def stop(self, reason: str = "r2dservice is shutting down") -> None:
         """Stop queued builds, cancel running ones, and stop the builder."""
