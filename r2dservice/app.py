@@ -9,17 +9,25 @@ import sys
 from urllib.parse import urlparse
 
 import tornado.web
+from jupyterhub.services.auth import HubOAuth
 from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
-from traitlets import Any, Bool, Float, Integer, Unicode, default, import_item, observe, validate
+from traitlets import (
+    Any, Bool, Float, Integer, TraitError, Unicode, default, import_item, observe, validate,
+)
 from traitlets.config import Application, catch_config_error
 
 from ._version import __version__
+from .auth import R2DServiceAuth
 from .builders.base import Builder
+from .builders.local import LocalBuilder
 from .builds import BuildManager
 from .configfile import load_or_exit
 from .handlers import api, build, health, home, metrics, oauth, openapi
+from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
+from .providers.resolver import Resolver, provider_classes
+from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
 
 BUILDERS = {
     "local": "r2dservice.builders.local.LocalBuilder",
@@ -51,13 +59,6 @@ flags = {
 
 def configurable_classes(kubernetes: bool = True) -> list[type]:
     """Every class the service's configuration reaches (for config files and docs)."""
-    from jupyterhub.services.auth import HubOAuth
-
-    from .auth import R2DServiceAuth
-    from .builders.local import LocalBuilder
-    from .providers.resolver import Resolver, provider_classes
-    from .registry import LocalImageChecker, RegistryImageChecker
-
     classes = [
         R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
         RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(),
@@ -256,9 +257,6 @@ class R2DService(Application):
         return bool(host)
 
     def init_components(self) -> None:
-        from .providers.resolver import Resolver
-        from .registry import LocalImageChecker, RegistryImageChecker
-
         try:
             validate_image_name(self.image_prefix + "x:y")
         except NamingError:
@@ -296,17 +294,11 @@ class R2DService(Application):
             resolver=self.resolver,
             image_prefix=self.image_prefix,
         )
-        from .metrics import observe
-
-        observe(self.build_manager)
+        observe_builds(self.build_manager)
 
     def init_auth(self) -> None:
         """JupyterHub authentication, from the JUPYTERHUB_* environment a hub gives
         its services (or c.HubOAuth.* / c.R2DServiceAuth.*); exits naming what is missing."""
-        from traitlets import TraitError
-
-        from .auth import R2DServiceAuth
-
         self.authenticator = R2DServiceAuth(parent=self, log=self.log, base_url=self.base_url)
         missing = self.authenticator.missing_settings()
         if missing:
@@ -377,8 +369,6 @@ class R2DService(Application):
         self.log.log(level, "%d %s %s (%s) %.2fms", status, r.method, r.path, r.remote_ip, 1000 * r.request_time())
 
     async def health_checks(self) -> list[dict]:
-        from .registry import RegistryError
-
         checks = []
         try:
             await self.registry.exists(self.image_prefix + "health-check:none")
