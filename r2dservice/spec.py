@@ -370,3 +370,30 @@ def redact(text: str, url: str = "") -> str:
     for secret in url_secrets(url):
         text = text.replace(secret, "***")
     return text
+
+
+def split_credentials(url: str) -> tuple[str, str]:
+    """`url` without its secrets, and those secrets as git credential helper input.
+
+    repo2docker and build pods get the clean URL on their command line and the
+    credentials the way git expects secrets (a helper reading an environment variable
+    or a Secret), so `ps`, pod specs and image labels never show them. The second
+    value is "" when the URL carries none, else "protocol=..\nhost=..\nusername=..\n
+    password=..\n" (git-credential(1)'s format, %-decoded).
+    """
+    m = _USERINFO_RE.match(url)
+    if not m:
+        return url, ""
+    scheme, userinfo = m.group("scheme"), m.group("userinfo")
+    rest = url[m.end():]
+    user, colon, password = userinfo.partition(":")
+    if not scheme.lower().startswith("http"):
+        # ssh-like: the user names the key, a password has no place for git to read it
+        return f"{scheme}{user}@{rest}" if user else f"{scheme}{rest}", ""
+    host = rest.split("/", 1)[0]
+    lines = [f"protocol={scheme[:-3].lower()}", f"host={host}"]
+    if user:
+        lines.append(f"username={unquote(user)}")
+    if colon:
+        lines.append(f"password={unquote(password)}")
+    return scheme + rest, "\n".join(lines) + "\n"

@@ -6,7 +6,9 @@ from typing import Callable
 
 from traitlets.config import LoggingConfigurable
 
+from .. import naming
 from ..events import Event
+from ..spec import redact, split_credentials
 
 Emit = Callable[[Event], None]
 
@@ -32,6 +34,34 @@ class BuildRequest:
     push: bool = False  # push the image to a registry when built
     user: str = ""  # who asked, for records and labels
     labels: dict = field(default_factory=dict)
+    # git credential helper input for repo_url ("" for none): never in argv, labels,
+    # annotations or logs; builders hand it to git through the environment or a Secret.
+    credentials: str = field(default="", repr=False, compare=False)
+
+
+def make_build_request(
+    *,
+    image_name: str,
+    repo_url: str,
+    ref: str,
+    provider: str,
+    spec: str,
+    push: bool,
+    user: str = "",
+) -> BuildRequest:
+    """The one way to make a BuildRequest: credentials leave the URL, the spec is redacted."""
+    clean_url, credentials = split_credentials(repo_url)
+    return BuildRequest(
+        name=naming.build_name(image_name),
+        image_name=image_name,
+        repo_url=clean_url,
+        ref=ref,
+        provider=provider,
+        spec=redact(spec, repo_url),
+        push=push,
+        user=user,
+        credentials=credentials,
+    )
 
 
 class Builder(LoggingConfigurable):
