@@ -28,6 +28,7 @@ from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
 from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
+from .spec import redact
 
 BUILDERS = {
     "local": "r2dservice.builders.local.LocalBuilder",
@@ -366,7 +367,9 @@ class R2DService(Application):
             logging.INFO if status < 400 else logging.WARNING
         )
         r = handler.request
-        self.log.log(level, "%d %s %s (%s) %.2fms", status, r.method, r.path, r.remote_ip, 1000 * r.request_time())
+        # A git spec in the path may carry credentials, in any %-encoding.
+        path = redact(r.path)
+        self.log.log(level, "%d %s %s (%s) %.2fms", status, r.method, path, r.remote_ip, 1000 * r.request_time())
 
     async def health_checks(self) -> list[dict]:
         checks = []

@@ -35,9 +35,6 @@ class Caller:
     scopes: frozenset = field(default_factory=frozenset)
     kind: str = "user"  # or "service"
 
-    def may_see(self, build_user: str) -> bool:
-        return self.is_admin or build_user == self.name
-
 
 ANONYMOUS_ADMIN = Caller(name="")
 

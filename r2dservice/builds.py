@@ -10,13 +10,15 @@ import asyncio
 import logging
 import time
 import uuid
+from urllib.parse import quote
 from typing import Any, Callable, Iterable
 
 from traitlets import Any as AnyTrait, Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import naming
-from .builders.base import Builder, BuildFailed, BuildRequest
+from .builders.base import Builder, BuildFailed, BuildRequest, make_build_request
+from .eventlog import EventLog
 from .events import Event, failed
 from .metrics import REQUESTS
 from .providers.base import ResolveError
@@ -37,6 +39,20 @@ def ready_fields(request: BuildRequest, ref_url: str = "", persistent_spec: str 
     }
 
 
+def _scrubber(request: BuildRequest) -> Callable[[str], str]:
+    """redact() for a build's messages: the clone URL's credentials, wherever a tool
+    printed them, whatever URL they came with."""
+    secrets = dict(
+        line.split("=", 1) for line in request.credentials.splitlines() if "=" in line
+    )
+    user, password = secrets.get("username", ""), secrets.get("password", "")
+    if not (user or password):
+        return redact
+    scheme, _, rest = request.repo_url.partition("://")
+    with_secrets = f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
+    return lambda text: redact(text, with_secrets)
+
+
 class BuildRejected(Exception):
     """A request that cannot become a build; `status` is the HTTP status to answer."""
 
@@ -47,10 +63,14 @@ class BuildRejected(Exception):
 
 
 class Build:
-    """One build of one image: its state and its append-only event log.
+    """One build of one image: its state, who wants it, and its append-only event log.
 
     Event ids are 1, 2, 3, ... in the order of the log. Subscribers read the log from
-    any id and wait for more; nothing is lost, however late they come.
+    any id and wait for more; nothing is lost, however late they come (a log past its
+    byte limit keeps its head and tail and says what it dropped; see eventlog.py).
+
+    A build belongs to every user who requested it: each sees it and its log. A user's
+    cancel withdraws only their own request; the build stops when nobody wants it.
     """
 
     def __init__(
@@ -58,18 +78,23 @@ class Build:
         request: BuildRequest,
         ready_extra: dict[str, Any] | None = None,
         build_id: str | None = None,
+        max_log_bytes: int = 0,
     ):
         self.id = build_id or uuid.uuid4().hex[:16]
         self.request = request
         self.ready_extra = ready_extra or {}
         self.state = "queued"
-        self.events: list[Event] = []
+        self.log = EventLog(max_log_bytes)
         self.created = time.time()
         self.started: float | None = None
         self.finished: float | None = None
         self.cancelled_by: str | None = None
+        self.cancel_reason = ""  # set when a cancel stops it; the running task ends soon
+        self.requesters: dict[str, float] = {}  # user -> when they first asked
+        self.withdrawn: set[str] = set()  # requesters who cancelled their request
         self.task: asyncio.Task | None = None
         self._changed = asyncio.get_running_loop().create_future()
+        self.add_requester(request.user)
 
     @classmethod
     def already_built(cls, request: BuildRequest, ready_extra: dict) -> "Build":
@@ -90,8 +115,30 @@ class Build:
 
     @property
     def last_event_id(self) -> int:
-        return len(self.events)
+        return self.log.last_id
 
+    @property
+    def events(self) -> list[Event]:
+        """The log's events in order (the dropped middle of a long log as one marker)."""
+        return list(self.log)
+
+    # --- who wants it ---
+    def add_requester(self, user: str) -> None:
+        self.requesters.setdefault(user, time.time())
+        self.withdrawn.discard(user)
+
+    def requested_by(self, user: str) -> bool:
+        return user in self.requesters
+
+    @property
+    def wanted_by(self) -> list[str]:
+        """Requesters who have not withdrawn, in the order they asked."""
+        return [u for u in self.requesters if u not in self.withdrawn]
+
+    def visible_to(self, caller) -> bool:
+        return caller.is_admin or caller.name in self.requesters
+
+    # --- the log ---
     def ready_event_fields(self) -> dict[str, Any]:
         return {
             "imageName": self.image_name,
@@ -101,10 +148,10 @@ class Build:
 
     def emit(self, event: Event) -> int:
         """Append an event to the log and wake every subscriber. Returns its id."""
-        self.events.append(event)
+        event_id = self.log.append(event)
         waiters, self._changed = self._changed, asyncio.get_running_loop().create_future()
         waiters.set_result(None)
-        return len(self.events)
+        return event_id
 
     async def wait(self, after: int, timeout: float | None = None) -> bool:
         """Wait until the log has events past `after` or the build is done.
@@ -112,7 +159,7 @@ class Build:
         Returns False on timeout. Each waiter shields the shared future, so a
         subscriber that goes away does not disturb the others.
         """
-        if len(self.events) > after or self.done:
+        if self.log.last_id > after or self.done:
             return True
         try:
             await asyncio.wait_for(asyncio.shield(self._changed), timeout)
@@ -124,25 +171,27 @@ class Build:
         """Yield (id, event) from `after` on, live, until the build's last event."""
         i = after
         while True:
-            while i < len(self.events):
-                i += 1
-                yield i, self.events[i - 1]
-            if self.done:
+            for i, event in self.log.after(i):
+                yield i, event
+            if self.done and i >= self.log.last_id:
                 return
             await self.wait(i)
 
     def summary(self) -> dict[str, Any]:
+        """The build as the API shows it to an admin (handlers narrow `requested_by`)."""
         r = self.request
-        last = self.events[-1] if self.events else None
+        last = self.log.last
         return {
             "id": self.id,
             "state": self.state,
             "image_name": r.image_name,
             "provider": r.provider,
-            "spec": r.spec,
+            "spec": redact(r.spec, r.repo_url),
             "repo_url": redact_url(r.repo_url),
             "ref": r.ref,
             "user": r.user,
+            "requested_by": list(self.requesters),
+            "wanted_by": len(self.wanted_by),
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -157,28 +206,29 @@ class BuildManager(LoggingConfigurable):
 
     concurrent_build_limit = Integer(
         4,
-        config=True,
         help="""How many builds run at once. Further builds wait in a queue and their
-        `waiting` events say their position. 0 means no limit.""",
-    )
+        `waiting` events say their position. Builds adopted at start (Kubernetes pods
+        still running from before a restart) count too. 0 means no limit.""",
+    ).tag(config=True)
     max_queue_length = Integer(
         200,
-        config=True,
         help="""How many builds may wait for a slot. Past that, new builds are refused
         with 503 (images that already exist are still served). 0 means no limit.""",
-    )
+    ).tag(config=True)
     finished_build_retention = Float(
         900,
-        config=True,
         help="""Seconds a finished build stays in memory, so that viewers who reconnect
         (Last-Event-ID) or arrive late still read its whole log.""",
-    )
-    image_prefix = Unicode(
-        "r2d-",
-        config=True,
-        help="""Prefix of every image name, with a registry host and port when images
-        are pushed (e.g. "registry.example.org:5000/binder/r2d-").""",
-    )
+    ).tag(config=True)
+    max_log_bytes = Integer(
+        4 * 1024 * 1024,
+        help="""Bytes of messages one build's event log keeps in memory. Past it, the
+        log keeps its first quarter and its newest lines and drops the middle, with one
+        event that says what was dropped; event ids do not change, so resuming works.
+        0 means no limit.""",
+    ).tag(config=True)
+    # Set by the app from c.R2DService.image_prefix (not configurable here: one place).
+    image_prefix = Unicode("r2d-")
 
     builder = Instance(Builder)
     # Duck-typed: anything with the Resolver's and ImageChecker's methods.
@@ -194,6 +244,7 @@ class BuildManager(LoggingConfigurable):
         self._listeners: list[Callable[[str, Build], Any]] = []
         self._stopping = False
         self._checks: dict[str, asyncio.Future] = {}  # image -> registry check in flight
+        self._latest: dict[str, Build] = {}  # image name -> its newest build still in memory
 
     @default("log")
     def _log_default(self):
@@ -272,31 +323,48 @@ class BuildManager(LoggingConfigurable):
         }
 
     async def request(
-        self, provider: str, spec: str, *, user: str = "", may_build: bool = True
+        self, provider: str, spec: str, *, user: str = "", may_build: bool = True, resume_after: int = 0
     ) -> Build:
-        """The build for `<provider>/<spec>`: already built, joined, or new.
+        """The build for `<provider>/<spec>`: already built, joined, or new. See submit()."""
+        build, _ = await self.submit(
+            provider, spec, user=user, may_build=may_build, resume_after=resume_after
+        )
+        return build
+
+    async def submit(
+        self, provider: str, spec: str, *, user: str = "", may_build: bool = True, resume_after: int = 0
+    ) -> tuple[Build, str]:
+        """(build, outcome) for `<provider>/<spec>`; outcome is "cached" (the image
+        exists), "joined" (a build of it was running), "new", or "resumed".
+
+        `resume_after` > 0 is a viewer reconnecting with Last-Event-ID: they get the
+        rest of the newest build of that image they were watching, even one that
+        failed, rather than a new build from event 1.
 
         Raises BuildRejected (bad spec, unknown ref, registry down, no permission to
         build, queue full) with a message for a person and an HTTP status.
         """
         try:
-            build = await self._request(provider, spec, user, may_build)
+            build, outcome = await self._submit(provider, spec, user, may_build, resume_after)
         except BuildRejected:
             self._count("rejected")
             raise
-        return build
+        self._count("joined" if outcome == "resumed" else outcome)
+        return build, outcome
 
     def _count(self, result: str) -> None:
         REQUESTS.labels(result=result).inc()
 
-    async def _request(self, provider, spec, user, may_build) -> Build:
+    async def _submit(self, provider, spec, user, may_build, resume_after) -> tuple[Build, str]:
         resolved, image = await self._resolve(provider, spec)
-        active = self._active.get(image)
-        if active is not None:
-            self._count("joined")
-            return active
-        request = BuildRequest(
-            name=naming.build_name(image),
+        latest = self._latest.get(image)
+        if resume_after and latest is not None and resume_after <= latest.last_event_id:
+            latest.add_requester(user)  # they asked for this spec, as a joiner does
+            return latest, "resumed"
+        joined = self._join(image, user)
+        if joined is not None:
+            return joined, "joined"
+        request = make_build_request(
             image_name=image,
             repo_url=resolved.repo_url,
             ref=resolved.resolved_ref,
@@ -307,13 +375,11 @@ class BuildManager(LoggingConfigurable):
         )
         ready_extra = ready_fields(request, resolved.ref_url, resolved.persistent_spec)
         if await self._exists(image):
-            self._count("cached")
-            return Build.already_built(request, ready_extra)
+            return Build.already_built(request, ready_extra), "cached"
         # Another request may have started this build while we asked the registry.
-        active = self._active.get(image)
-        if active is not None:
-            self._count("joined")
-            return active
+        joined = self._join(image, user)
+        if joined is not None:
+            return joined, "joined"
         if not may_build:
             raise BuildRejected(
                 f"{image} has not been built yet, and you may not start builds.", 403
@@ -323,12 +389,19 @@ class BuildManager(LoggingConfigurable):
                 f"Too many builds are waiting ({len(self._queue)}); try again in a few minutes.",
                 503,
             )
-        self._count("new")
-        return self._enqueue(Build(request, ready_extra))
+        build = Build(request, ready_extra, max_log_bytes=self.max_log_bytes)
+        return self._enqueue(build), "new"
+
+    def _join(self, image: str, user: str) -> Build | None:
+        active = self._active.get(image)
+        if active is not None:
+            active.add_requester(user)
+        return active
 
     # --- queue and run -----------------------------------------------------
     def _register(self, build: Build) -> None:
         self._active[build.image_name] = build
+        self._latest[build.image_name] = build
         self._builds[build.id] = build
         self._notify("created", build)
 
@@ -374,26 +447,28 @@ class BuildManager(LoggingConfigurable):
         self._running.add(build)
         build.emit(Event("waiting", "Build starting...\n", {"position": 0}))
         build.task = asyncio.create_task(self._run(build, run), name=f"build-{build.id}")
+        # A task cancelled before its first step never runs _run's handlers: the
+        # callback finishes the build whatever happened to the coroutine.
+        build.task.add_done_callback(lambda task: self._task_done(build, task))
         self._notify("started", build)
 
     async def _run(self, build: Build, run) -> None:
+        scrub = _scrubber(build.request)
+
         def emit(event: Event) -> None:
             if event.terminal:  # builders never end a build; we do
                 event = Event("building", event.message, event.extra)
-            url = build.request.repo_url
-            extra = {k: redact(v, url) if isinstance(v, str) else v for k, v in event.extra.items()}
-            build.emit(Event(event.phase, redact(event.message, url), extra))
+            extra = {k: scrub(v) if isinstance(v, str) else v for k, v in event.extra.items()}
+            build.emit(Event(event.phase, scrub(event.message), extra))
 
         try:
             await run(build.request, emit)
         except BuildFailed as e:
-            self._finish(build, "failed", failed(redact(e.message, build.request.repo_url)))
+            self._finish(build, "failed", failed(scrub(e.message)))
         except asyncio.CancelledError:
-            if self._stopping and self.builder.survives_restart:
-                return  # left running for the next start to adopt
-            who = build.cancelled_by
-            reason = f"Build cancelled by {who}." if who else "Build cancelled."
-            self._finish(build, "cancelled", failed(reason, cancelled=True))
+            if not self._detaching():
+                self._finish(build, "cancelled", self._cancelled_event(build))
+            raise
         except Exception as e:
             self.log.exception("Build %s crashed", build.id)
             self._finish(build, "failed", failed(f"Build failed: internal error ({type(e).__name__})."))
@@ -403,7 +478,27 @@ class BuildManager(LoggingConfigurable):
                 build, "ready", Event("ready", "Done! Image built.\n", build.ready_event_fields())
             )
 
+    def _detaching(self) -> bool:
+        """Shutting down with a builder whose builds outlive us: leave them running
+        for the next start to adopt."""
+        return self._stopping and self.builder.survives_restart
+
+    def _task_done(self, build: Build, task: asyncio.Task) -> None:
+        if build.done or (task.cancelled() and self._detaching()):
+            return
+        if task.cancelled():
+            self._finish(build, "cancelled", self._cancelled_event(build))
+        else:
+            self.log.error("Build %s ended without an outcome", build.id, exc_info=task.exception())
+            self._finish(build, "failed", failed("Build failed: internal error."))
+
+    @staticmethod
+    def _cancelled_event(build: Build) -> Event:
+        return failed(build.cancel_reason or "Build cancelled.", cancelled=True)
+
     def _finish(self, build: Build, state: str, event: Event) -> None:
+        if build.done:
+            return
         build.finished = time.time()
         build.state = state
         build.emit(event)
@@ -424,15 +519,34 @@ class BuildManager(LoggingConfigurable):
     def _forget(self, build: Build) -> None:
         if self._builds.get(build.id) is build:
             del self._builds[build.id]
+        if self._latest.get(build.image_name) is build:
+            del self._latest[build.image_name]
 
-    def cancel(self, build_id: str, by: str = "") -> Build:
-        """Cancel a queued or running build. Returns it; KeyError if unknown."""
+    def cancel(self, build_id: str, by: str = "", *, for_all: bool = True) -> Build:
+        """Cancel a queued or running build. Returns it; KeyError if unknown.
+
+        `for_all` (an admin): stop it for everyone. Otherwise `by` withdraws their own
+        request, and the build stops only when no requester still wants it.
+        """
         build = self._builds[build_id]
         if build.done:
             return build
+        if for_all:
+            # The log is read by every requester: it names no one but an admin's role.
+            reason = "Build cancelled by an administrator." if by else "Build cancelled."
+        else:
+            build.withdrawn.add(by)
+            if build.wanted_by:
+                self.log.info(
+                    "%s withdrew from build %s; %d still want it",
+                    by or "anonymous", build.id, len(build.wanted_by),
+                )
+                return build
+            reason = "Build cancelled: nobody who asked for it wants it any more."
         build.cancelled_by = by or None
+        build.cancel_reason = reason
         if build.state == "queued":
-            self._finish(build, "cancelled", failed(f"Build cancelled by {by}." if by else "Build cancelled.", cancelled=True))
+            self._finish(build, "cancelled", self._cancelled_event(build))
         elif build.task is not None:
             build.task.cancel()
         return build
@@ -442,7 +556,7 @@ class BuildManager(LoggingConfigurable):
         """Adopt builds the builder finds already running (after a restart)."""
         for request in await self.builder.start():
             # The commit page and pinned spec are not in the pod; the rest is.
-            build = Build(request, ready_fields(request))
+            build = Build(request, ready_fields(request), max_log_bytes=self.max_log_bytes)
             self._register(build)
             self._start(build, self.builder.follow)
             self.log.info("Adopted running build %s of %s", request.name, request.image_name)
@@ -451,7 +565,8 @@ class BuildManager(LoggingConfigurable):
         """Stop queued builds, cancel running ones, and stop the builder."""
         self._stopping = True
         for build in list(self._queue):
-            self._finish(build, "cancelled", failed(f"Build cancelled: {reason}.", cancelled=True))
+            build.cancel_reason = f"Build cancelled: {reason}."
+            self._finish(build, "cancelled", self._cancelled_event(build))
         await self.builder.stop()
         tasks = [b.task for b in self._running if b.task is not None]
         for t in tasks:

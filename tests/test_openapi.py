@@ -291,6 +291,10 @@ class FakeServers:
         "alice-token": {"kind": "user", "name": "alice", "scopes": [
             "access:services!service=binder", "custom:r2dservice:build"]},
         "bob-token": {"kind": "user", "name": "bob", "scopes": ["access:services!service=binder"]},
+        "carol-token": {"kind": "user", "name": "carol", "scopes": [
+            "access:services!service=binder", "custom:r2dservice:build"]},
+        "root-token": {"kind": "user", "name": "root", "scopes": [
+            "access:services!service=binder", "custom:r2dservice:build", "custom:r2dservice:admin"]},
         "mallory-token": {"kind": "user", "name": "mallory", "scopes": ["read:users:name!user=mallory"]},
     }
 
@@ -312,7 +316,7 @@ class FakeServers:
         from aiohttp import web
 
         await self.forge.start()
-        for name in ("quick", "slow", "slow2", "fail", "built", "broken"):
+        for name in ("quick", "slow", "slow2", "slow3", "fail", "fail2", "built", "broken"):
             self.forge.add_github_repo(f"octo/{name}", {"main": fake_sha(name)})
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._engine)
@@ -749,6 +753,85 @@ async def test_scopes_decide_builds_and_visibility(auth_client):
     assert build["id"] not in [b["id"] for b in listing["builds"]]
     _, listing, _ = await auth_client.call("GET", "/api/builds", headers=alice)
     assert build["id"] in [b["id"] for b in listing["builds"]]
+
+
+async def test_a_build_belongs_to_everyone_who_asked(auth_client):
+    alice = {"Authorization": "Bearer alice-token"}
+    carol = {"Authorization": "Bearer carol-token"}
+    bob = {"Authorization": "Bearer bob-token"}
+    root = {"Authorization": "Bearer root-token"}
+    spec = {"spec": "gh/octo/slow/main"}
+    status, first, _ = await auth_client.call("POST", "/api/builds", json=spec, headers=alice)
+    assert status == 201 and first["requested_by"] == ["alice"]
+    status, joined, _ = await auth_client.call("POST", "/api/builds", json=spec, headers=carol)
+    assert status == 200 and joined["id"] == first["id"]
+    # carol sees it as hers, and only herself in it; every link works for her.
+    assert joined["user"] == "carol" and joined["requested_by"] == ["carol"] and joined["wanted_by"] == 2
+    assert "alice" not in json.dumps(joined)
+    for link in ("self", "log"):
+        template = {"self": "/api/builds/{build_id}", "log": "/api/builds/{build_id}/log"}[link]
+        got, _, _ = await auth_client.call("GET", template, joined["links"][link], headers=carol)
+        assert got == 200
+    _, listing, _ = await auth_client.call("GET", "/api/builds", headers=carol)
+    assert first["id"] in [b["id"] for b in listing["builds"]]
+    # bob asked for nothing: it does not exist for him.
+    await auth_client.error("GET", "/api/builds/{build_id}", first["links"]["self"], 404, headers=bob)
+    await auth_client.error("POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], 404, headers=bob)
+    # An admin sees both requesters.
+    _, seen, _ = await auth_client.call("GET", "/api/builds/{build_id}", first["links"]["self"], headers=root)
+    assert seen["requested_by"] == ["alice", "carol"]
+    # carol's cancel withdraws only her request: alice's build goes on.
+    status, after, _ = await auth_client.call("POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], headers=carol)
+    assert status == 200 and after["withdrawn"] is True and after["state"] == "running" and after["wanted_by"] == 1
+    # alice's cancel is the last one: the build stops, for both.
+    status, after, _ = await auth_client.call("POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], headers=alice)
+    assert status == 202
+    for who in (alice, carol):
+        _, events, _ = await auth_client.stream("/api/builds/{build_id}/events", first["links"]["events"], who)
+        assert events[-1]["phase"] == "failed" and events[-1]["cancelled"] is True
+        assert "alice" not in events[-1]["message"] and "carol" not in events[-1]["message"]
+
+
+async def test_an_admins_cancel_stops_a_shared_build(auth_client):
+    alice = {"Authorization": "Bearer alice-token"}
+    carol = {"Authorization": "Bearer carol-token"}
+    root = {"Authorization": "Bearer root-token"}
+    spec = {"spec": "gh/octo/slow2/main"}
+    _, build, _ = await auth_client.call("POST", "/api/builds", json=spec, headers=alice)
+    await auth_client.call("POST", "/api/builds", json=spec, headers=carol)
+    status, _, _ = await auth_client.call("POST", "/api/builds/{build_id}/cancel", build["links"]["cancel"], headers=root)
+    assert status in (200, 202)
+    _, events, _ = await auth_client.stream("/api/builds/{build_id}/events", build["links"]["events"], carol)
+    assert events[-1]["message"] == "Build cancelled by an administrator.\n"
+    _, seen, _ = await auth_client.call("GET", "/api/builds/{build_id}", build["links"]["self"], headers=root)
+    assert seen["state"] == "cancelled" and seen["cancelled_by"] == "root"
+    _, theirs, _ = await auth_client.call("GET", "/api/builds/{build_id}", build["links"]["self"], headers=carol)
+    assert theirs["cancelled_by"] is None
+
+
+async def test_simultaneous_posts_make_one_201(client):
+    spec = {"spec": "gh/octo/slow3/main"}
+    answers = await asyncio.gather(*(client.call("POST", "/api/builds", json=spec) for _ in range(5)))
+    assert sorted(status for status, _, _ in answers) == [200, 200, 200, 200, 201]
+    assert len({build["id"] for _, build, _ in answers}) == 1
+    await client.call("POST", "/api/builds/{build_id}/cancel", answers[0][1]["links"]["cancel"])
+
+
+async def test_a_reconnect_after_a_failure_resumes_that_build(client):
+    t = "/build/{provider}/{spec}"
+    _, events, _ = await client.stream(t, "/build/gh/octo/fail2/main?build_only=true")
+    assert events[-1]["phase"] == "failed"
+    seen = events[1]["_id"]
+    _, rest, _ = await client.stream(
+        t, "/build/gh/octo/fail2/main?build_only=true", {"Last-Event-ID": str(seen)}
+    )
+    assert [e["_id"] for e in rest] == [e["_id"] for e in events[2:]]
+    assert rest[-1] == events[-1]
+    # Without Last-Event-ID, a new request builds again.
+    _, again, _ = await client.stream(t, "/build/gh/octo/fail2/main?build_only=true")
+    assert again[0]["_id"] == 1 and again[-1]["phase"] == "failed"
+    _, listing, _ = await client.call("GET", "/api/builds")
+    assert len([b for b in listing["builds"] if b["spec"] == "octo/fail2/main"]) == 2
 
 
 async def test_served_document(client):

@@ -17,12 +17,20 @@ STATES = ("queued", "running", *sorted(FINISHED_STATES))
 class APIHandler(BaseHandler):
     def build_or_404(self, build_id: str):
         build = self.manager.get(build_id)
-        if build is None or not self.caller.may_see(build.request.user):
+        if build is None or not build.visible_to(self.caller):
             raise web.HTTPError(404, "No build with id %s", build_id)
         return build
 
     def build_json(self, build) -> dict:
         d = build.summary()
+        caller = self.caller
+        if not caller.is_admin:
+            # A build is shared by everyone who asked for it; each sees only themselves.
+            d["user"] = caller.name
+            d["requested_by"] = [caller.name]
+            if d["cancelled_by"] != caller.name:
+                d["cancelled_by"] = None
+        d["withdrawn"] = caller.name in build.withdrawn
         base = self.settings["base_url"]
         if self.manager.get(build.id) is None:
             # An image found in the registry: no build ran, nothing to link to.
@@ -49,7 +57,7 @@ class BuildsHandler(APIHandler):
         builds = [
             b
             for b in self.manager.builds()
-            if self.caller.may_see(b.request.user) and (not states or b.state in states)
+            if b.visible_to(self.caller) and (not states or b.state in states)
         ]
         builds.sort(key=lambda b: b.created, reverse=True)
         self.write_json({"builds": [self.build_json(b) for b in builds]})
@@ -71,14 +79,13 @@ class BuildsHandler(APIHandler):
             except ValueError as e:
                 raise web.HTTPError(400, "%s", e) from None
         caller = self.caller
-        before = {b.id for b in self.manager.builds()}
         try:
-            build = await self.manager.request(
+            build, outcome = await self.manager.submit(
                 str(provider), spec, user=caller.name, may_build=caller.may_build
             )
         except BuildRejected as e:
             raise web.HTTPError(e.status, "%s", e.message) from None
-        self.write_json(self.build_json(build), 200 if build.id in before or build.done else 201)
+        self.write_json(self.build_json(build), 201 if outcome == "new" else 200)
 
 
 class BuildHandler(APIHandler):
@@ -88,12 +95,17 @@ class BuildHandler(APIHandler):
 
 class CancelHandler(APIHandler):
     def post(self, build_id: str):
+        """An admin's cancel stops the build for everyone. Anyone else withdraws their own
+        request: the build stops when nobody who asked for it still wants it, and goes
+        on (200, `withdrawn: true`) for the others otherwise."""
         build = self.build_or_404(build_id)
         if build.done:
             raise web.HTTPError(409, "Build %s has already ended (%s).", build_id, build.state)
-        self.manager.cancel(build_id, by=self.caller.name or "anonymous")
+        caller = self.caller
+        self.manager.cancel(build_id, by=caller.name, for_all=caller.is_admin)
         # A queued build is cancelled at once; a running one once its builder stops.
-        self.write_json(self.build_json(build), 200 if build.done else 202)
+        stopping = bool(build.cancel_reason) and not build.done
+        self.write_json(self.build_json(build), 202 if stopping else 200)
 
 
 class EventsHandler(APIHandler):
@@ -108,7 +120,7 @@ class LogHandler(APIHandler):
         """The build's log as plain text (every event's message, in order)."""
         build = self.build_or_404(build_id)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish("".join(e.message for e in build.events))
+        self.finish(build.log.text())
 
 
 class ImageHandler(APIHandler):

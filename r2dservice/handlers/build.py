@@ -20,13 +20,13 @@ class BuildStreamHandler(BaseHandler):
         spec = self.raw_spec("build", provider)
         start_sse(self)
         caller = self.caller  # prepare() has refused those who may not use the service
+        after = last_event_id(self)
         try:
+            # A reconnect (Last-Event-ID) resumes the build it watched, even one that failed.
             build = await self.manager.request(
-                provider, spec, user=caller.name, may_build=caller.may_build
+                provider, spec, user=caller.name, may_build=caller.may_build, resume_after=after
             )
         except BuildRejected as e:
             await send_event(self, failed(e.message, status=e.status), OUTSIDE_BUILD)
             return
-        await stream_build(
-            self, build, last_event_id(self), self.settings["keepalive_interval"]
-        )
+        await stream_build(self, build, after, self.settings["keepalive_interval"])

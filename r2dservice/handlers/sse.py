@@ -42,17 +42,17 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
     """
     # Ids only grow, so an id past the end of this log came from another build of
     # the same image (a retry after a failure): send this build's log whole.
-    i = after if after <= len(build.events) else 0
+    i = after if after <= build.last_event_id else 0
     VIEWERS.inc()
     try:
         while True:
-            events = build.events[i:]
-            for event in events:
-                i += 1
+            sent = False
+            for i, event in build.log.after(i):
                 handler.write(encode_sse(event, i))
-            if events:
+                sent = True
+            if sent:
                 await handler.flush()
-            if build.done and i >= len(build.events):
+            if build.done and i >= build.last_event_id:
                 return
             if not await build.wait(i, keepalive):
                 handler.write(KEEPALIVE)

@@ -1,0 +1,107 @@
+"""A build's event log: append-only, ids 1, 2, 3, ..., bounded in memory. Pure: no I/O.
+
+A build that prints without end (a chatty test suite in postBuild, a loop) must not
+take the service's memory with it. The log keeps its head (what repo2docker set out
+to do) and its tail (how it ended) within `max_bytes`, and drops the middle. Ids never
+change: a reader whose position was dropped gets one marker event saying what is
+missing, under the id of the last dropped event, then the tail; resume ids stay valid.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterator
+
+from .events import Event
+
+# Bytes an event costs besides its message (the object, its id, its extra fields).
+EVENT_OVERHEAD = 200
+
+
+def event_size(event: Event) -> int:
+    return len(event.message) + EVENT_OVERHEAD
+
+
+class EventLog:
+    """Events with ids 1..last_id; the middle is dropped past `max_bytes` (0: no limit)."""
+
+    def __init__(self, max_bytes: int = 0, head_fraction: float = 0.25):
+        self.max_bytes = max_bytes
+        self._head_budget = int(max_bytes * head_fraction)
+        self._head: list[Event] = []
+        self._head_bytes = 0
+        self._tail: deque[Event] = deque()
+        self._tail_bytes = 0
+        self._dropped = 0  # events dropped between head and tail
+        self._dropped_bytes = 0
+        self._dropped_phase = "unknown"
+
+    # --- writing ---
+    def append(self, event: Event) -> int:
+        """Add an event; returns its id."""
+        size = event_size(event)
+        if not self.max_bytes or (not self._tail and not self._dropped and self._head_bytes + size <= self._head_budget):
+            self._head.append(event)
+            self._head_bytes += size
+            return self.last_id
+        self._tail.append(event)
+        self._tail_bytes += size
+        # Keep at least the newest event, however large.
+        while self._tail_bytes > self.max_bytes - self._head_bytes and len(self._tail) > 1:
+            gone = self._tail.popleft()
+            self._tail_bytes -= event_size(gone)
+            self._dropped += 1
+            self._dropped_bytes += len(gone.message)
+            self._dropped_phase = gone.phase
+        return self.last_id
+
+    # --- reading ---
+    @property
+    def last_id(self) -> int:
+        return len(self._head) + self._dropped + len(self._tail)
+
+    def __len__(self) -> int:
+        return self.last_id
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def last(self) -> Event | None:
+        if self._tail:
+            return self._tail[-1]
+        return self._head[-1] if self._head else None
+
+    def marker(self) -> Event:
+        """The event that stands for the dropped middle."""
+        return Event(
+            self._dropped_phase,
+            f"[r2dservice: {self._dropped} log lines ({self._dropped_bytes} bytes) were dropped "
+            f"here to keep this build's log within {self.max_bytes} bytes]\n",
+            {"truncated": {"events": self._dropped, "bytes": self._dropped_bytes}},
+        )
+
+    def after(self, after: int) -> list[tuple[int, Event]]:
+        """(id, event) for every id past `after`; the dropped middle is one marker."""
+        return list(self.iter_after(after))
+
+    def iter_after(self, after: int) -> Iterator[tuple[int, Event]]:
+        head_end = len(self._head)
+        tail_start = head_end + self._dropped  # the id before the first tail event
+        after = max(after, 0)
+        for i in range(after, head_end):
+            yield i + 1, self._head[i]
+        if self._dropped and after < tail_start:
+            yield tail_start, self.marker()
+        skip = max(after - tail_start, 0)
+        for n, event in enumerate(self._tail):
+            if n >= skip:
+                yield tail_start + n + 1, event
+
+    def __iter__(self) -> Iterator[Event]:
+        for _, event in self.iter_after(0):
+            yield event
+
+    def text(self) -> str:
+        """Every message, in order (the dropped middle as its marker)."""
+        return "".join(event.message for event in self)
