@@ -5,18 +5,20 @@
 # how to log in; Ctrl-C stops the hub, and the hub stops r2dservice.
 #
 # Safe to run again: dev/services.sh installs and starts only what is missing (Docker,
-# the registry, the base image, configurable-http-proxy, this package), and the hub's
-# state (database, cookie secret, demo passwords) is kept in $R2DSERVICE_DEV_STATE/demo-hub.
+# the registry, the base image, configurable-http-proxy, this package in the virtual
+# environment $R2DSERVICE_DEV_STATE/venv), and the hub's state (database, cookie secret,
+# demo passwords) is kept in $R2DSERVICE_DEV_STATE/demo-hub. The hub and r2dservice run
+# with the venv's Python; the system Python is never installed into.
 #
 # Environment (defaults in brackets):
 #   R2D_HUB_PORT           the hub's port on 127.0.0.1 [8000]
 #   R2D_SERVICE_NAME       the service's name [binder]
 #   R2DSERVICE_DEV_STATE   state folder [/var/lib/r2dservice-dev]
-#   PYTHON                 the Python with r2dservice and JupyterHub [python3]
+#   PYTHON                 the Python the venv is made from [python3]
+#   R2DSERVICE_PYTHON      the Python that runs r2dservice [the venv's]
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
-PYTHON=${PYTHON:-python3}
 HUB_STATE=$STATE/demo-hub
 export R2D_HUB_STATE=$HUB_STATE
 export R2D_HUB_IP=127.0.0.1
@@ -25,7 +27,6 @@ export R2D_HUB_API_PORT=${R2D_HUB_API_PORT:-8081}
 export R2D_PROXY_API_PORT=${R2D_PROXY_API_PORT:-8001}
 export R2D_SERVICE_PORT=${R2D_SERVICE_PORT:-8585}
 export R2D_SERVICE_NAME=${R2D_SERVICE_NAME:-binder}
-export R2DSERVICE_PYTHON=${R2DSERVICE_PYTHON:-$(command -v "$PYTHON")}
 GIT_PORT=${R2D_DEMO_GIT_PORT:-9418}
 
 log() { printf '[run] %s\n' "$*" >&2; }
@@ -34,19 +35,24 @@ die() { printf '[run] ERROR: %s\n' "$*" >&2; exit 1; }
 bash "$REPO/dev/services.sh"
 # shellcheck source=/dev/null
 . "$STATE/env.sh"
+# The venv's Python (R2D_PYTHON, from env.sh) runs the hub and the service; its bin folder
+# comes first on PATH, as if activated.
+PY=$R2D_PYTHON
+export PATH="${R2D_PYTHON%/*}:$PATH"
+export R2DSERVICE_PYTHON=${R2DSERVICE_PYTHON:-$R2D_PYTHON}
 mkdir -p "$HUB_STATE"
 
 # Ports in use stop the hub halfway with a less clear message: say it first. (A hub killed
 # with SIGKILL leaves its proxy behind; the hub itself stops a proxy named in its pid file.)
 for port in "$R2D_HUB_PORT" "$R2D_HUB_API_PORT" "$R2D_SERVICE_PORT"; do
-    if "$PYTHON" -c 'import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$port"; then
+    if "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$port"; then
         die "127.0.0.1:$port is in use (see: ss -ltnp 'sport = :$port'); stop that process or set R2D_HUB_PORT / R2D_HUB_API_PORT / R2D_SERVICE_PORT"
     fi
 done
 
 # Demo passwords: made once, kept readable by root only.
 if [ ! -s "$HUB_STATE/passwords.env" ]; then
-    (umask 077 && "$PYTHON" -c 'import secrets
+    (umask 077 && "$PY" -c 'import secrets
 print("R2D_DEMO_USER_PASSWORD=demo-" + secrets.token_hex(4))
 print("R2D_DEMO_ADMIN_PASSWORD=" + secrets.token_hex(16))' >"$HUB_STATE/passwords.env")
 fi
@@ -94,4 +100,4 @@ cat >&2 <<EOF
 
 EOF
 cd "$HUB_STATE"
-"$PYTHON" -m jupyterhub -f "$REPO/dev/jupyterhub_config.py"
+"$PY" -m jupyterhub -f "$REPO/dev/jupyterhub_config.py"

@@ -2,7 +2,10 @@
 # Install and start what r2dservice's test suite needs on a Debian 12 machine,
 # as root and without systemd:
 #   - Debian packages (docker.io, docker-registry, debootstrap, chromium, ...)
-#   - configurable-http-proxy 5.x from npm, and this repository with its test extras
+#   - configurable-http-proxy 5.x from npm
+#   - a virtual environment <state>/venv (from the system's python3; apt's python3-venv
+#     when that python cannot make one) with this repository and its test extras: the
+#     system Python is never installed into (Debian 12's is externally managed, PEP 668)
 #   - the docker buildx CLI plugin, taken from the next Debian release's package
 #   - dockerd, and a docker-registry on 127.0.0.1:5000 (no auth, deletes enabled)
 #   - a base image r2dservice-base:bookworm made with debootstrap (nothing can be pulled)
@@ -16,12 +19,14 @@
 #   R2D_BASE_IMAGE             base image tag (default r2dservice-base:bookworm)
 #   R2DSERVICE_DEBIAN_ARCHIVE  Debian archive URL (default: read from the apt sources)
 #   R2DSERVICE_BUILDX_SUITE    Debian suite to take docker-buildx from (default trixie)
-#   PYTHON                     the Python to install into (default python3)
+#   PYTHON                     the Python the venv is made from (default python3)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
 PYTHON=${PYTHON:-python3}
+VENV=$STATE/venv
+VENV_PYTHON=$VENV/bin/python
 BASE_IMAGE=${R2D_BASE_IMAGE:-r2dservice-base:bookworm}
 BUILDX_SUITE=${R2DSERVICE_BUILDX_SUITE:-trixie}
 REGISTRY_ADDR=127.0.0.1:5000
@@ -97,54 +102,24 @@ start_daemon() {
 }
 
 # ---------------------------------------------------------------- Debian archive
-# The archive this machine's apt uses for its own release (never hard-coded here).
-debian_archive() {
-    if [ -n "${R2DSERVICE_DEBIAN_ARCHIVE:-}" ]; then
-        echo "${R2DSERVICE_DEBIAN_ARCHIVE%/}"
-        return
-    fi
-    local codename url=""
-    # shellcheck source=/dev/null
-    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-    # One-line format: "deb [options] URI SUITE COMPONENTS..."
-    if [ -f /etc/apt/sources.list ] || compgen -G '/etc/apt/sources.list.d/*.list' >/dev/null; then
-        url=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-            sed -e 's/#.*//' -e 's/\[[^]]*\]//' |
-            awk -v cn="$codename" '$1 == "deb" && $3 == cn && !done { print $2; done = 1 }')
-    fi
-    # deb822 format (*.sources): stanzas of "Key: value" lines, blank-line separated.
-    if [ -z "$url" ] && compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-        url=$(cat /etc/apt/sources.list.d/*.sources | awk -v cn="$codename" '
-            function flush() {
-                if (!done && types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " cn " ") &&
-                    tolower(enabled) != "no" && uris != "") {
-                    split(uris, u, " "); print u[1]; done = 1
-                }
-                types = uris = suites = enabled = key = ""
-            }
-            /^#/ { next }
-            /^[ \t]*$/ { flush(); next }
-            /^[ \t]/ { if (key == "uris") uris = uris " " $0; if (key == "suites") suites = suites " " $0; next }
-            {
-                key = tolower(substr($0, 1, index($0, ":") - 1))
-                val = substr($0, index($0, ":") + 1)
-                gsub(/^[ \t]+|[ \t]+$/, "", val)
-                if (key == "types") types = val
-                else if (key == "uris") uris = val
-                else if (key == "suites") suites = val
-                else if (key == "enabled") enabled = val
-            }
-            END { flush() }')
-    fi
-    [ -n "$url" ] || die "no apt source for '$codename' found in /etc/apt/sources.list{,.d/}; set R2DSERVICE_DEBIAN_ARCHIVE"
-    echo "${url%/}"
-}
+# debian_archive: the archive this machine's apt uses for its own release.
+# shellcheck source=dev/lib.sh
+. "$REPO/dev/lib.sh"
 
 # ---------------------------------------------------------------- packages
 APT_PACKAGES=(docker.io docker-registry debootstrap git curl ca-certificates xz-utils gpgv
     iptables chromium chromium-driver util-linux)
 # The machine image ships Node.js and npm; fall back to Debian's if they are missing.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
+# A minimal Debian may lack python3; Debian's python3 makes a venv with pip only with
+# python3-venv (ensurepip is in that package). Skipped when the venv is there already.
+if [ ! -x "$VENV_PYTHON" ]; then
+    if [ "$PYTHON" = python3 ] && ! command -v python3 >/dev/null 2>&1; then
+        APT_PACKAGES+=(python3 python3-venv)
+    elif ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        APT_PACKAGES+=(python3-venv)
+    fi
+fi
 
 install_apt_packages() {
     local missing=() p
@@ -190,23 +165,47 @@ install_chp() {
         die "configurable-http-proxy is not on PATH after npm install -g (npm prefix: $(npm prefix -g))"
 }
 
-# pip install -e '.[test]', skipped when this checkout's packaging files and this
-# Python are unchanged since the last successful install.
+# The virtual environment everything Python runs in: <state>/venv, made from $PYTHON's
+# base interpreter (resolved past a venv, so that PYTHON=<state>/venv/bin/python, or a
+# PATH with the venv first, still names the same base). Made again only when that base
+# (its path or its X.Y version) changes, or when the venv has lost its pip.
+make_venv() {
+    local base want have=""
+    command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on PATH (set PYTHON to the Python to make the venv from)"
+    base=$("$PYTHON" -c 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)') ||
+        die "'$PYTHON' does not run"
+    want="$base $("$base" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    [ -f "$VENV/.r2dservice-base" ] && have=$(cat "$VENV/.r2dservice-base")
+    if [ "$have" = "$want" ] && "$VENV_PYTHON" -c 'import pip' >/dev/null 2>&1; then
+        log "venv: $VENV (from $base)"
+        return
+    fi
+    "$base" -c 'import ensurepip, venv' >/dev/null 2>&1 ||
+        die "$base cannot make a virtual environment with pip (no ensurepip); on Debian: apt-get install python3-venv"
+    log "venv: making $VENV from $base"
+    rm -f "$STATE/pip-install.stamp"
+    "$base" -m venv --clear "$VENV" >&2
+    echo "$want" >"$VENV/.r2dservice-base"
+}
+
+# pip install -e '.[test]' into the venv, skipped when this checkout's packaging files
+# and the venv are unchanged since the last successful install.
 install_python_package() {
     local stamp="$STATE/pip-install.stamp" want
     want=$({
         echo "$REPO"
-        command -v "$PYTHON"
-        "$PYTHON" -c 'import sys; print(sys.prefix, sys.version)'
+        echo "$VENV_PYTHON"
+        cat "$VENV/.r2dservice-base"
+        "$VENV_PYTHON" -c 'import sys; print(sys.prefix, sys.version)'
         cat "$REPO"/setup.py "$REPO"/setup.cfg "$REPO"/pyproject.toml 2>/dev/null || true
     } | sha256sum | cut -d' ' -f1)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        (cd / && "$PYTHON" -c 'import r2dservice, sys; sys.exit(not r2dservice.__file__.startswith(sys.argv[1]))' "$REPO/") 2>/dev/null; then
-        log "pip: r2dservice[test] already installed from $REPO"
+        (cd / && "$VENV_PYTHON" -c 'import r2dservice, sys; sys.exit(not r2dservice.__file__.startswith(sys.argv[1]))' "$REPO/") 2>/dev/null; then
+        log "pip: r2dservice[test] already installed in $VENV from $REPO"
         return
     fi
-    log "pip: installing -e '${REPO}[test]'"
-    PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q -e "${REPO}[test]" >&2
+    log "pip: installing -e '${REPO}[test]' into $VENV"
+    "$VENV_PYTHON" -m pip install -q --disable-pip-version-check -e "${REPO}[test]" >&2
     echo "$want" >"$stamp"
 }
 
@@ -386,6 +385,7 @@ make_base_image() {
 # ---------------------------------------------------------------- main
 install_apt_packages
 install_chp
+make_venv
 install_python_package
 install_buildx
 start_dockerd
@@ -394,12 +394,13 @@ make_base_image
 HELM=$(R2DSERVICE_DEV_STATE=$STATE bash "$REPO/dev/helm.sh")   # helm + kubectl for the chart tests
 
 # The CA bundle pip trusts: images that pip/npm install over HTTPS must trust it too.
-ca_bundle=$("$PYTHON" -m pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p" | head -n1)
+ca_bundle=$("$VENV_PYTHON" -m pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p" | head -n1)
 [ -n "$ca_bundle" ] || ca_bundle=/etc/ssl/certs/ca-certificates.crt
 
 cat >"$STATE/env.sh.tmp" <<EOF
 # Written by dev/services.sh: the environment r2dservice's tests use.
 export R2DSERVICE_DEV_STATE='$STATE'
+export R2D_PYTHON='$VENV_PYTHON'
 export R2D_TEST_REGISTRY='$REGISTRY_ADDR'
 export R2D_TEST_BASE_IMAGE='$BASE_IMAGE'
 export R2D_BASE_IMAGE='$BASE_IMAGE'
