@@ -14,8 +14,9 @@ is split on "/" first and unescaped after, so "%2F" inside a part never splits i
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 PROVIDERS = ("gh", "gl", "git", "gist")
 DEFAULT_GIT_SCHEMES = frozenset({"https", "http", "git", "ssh"})
@@ -299,6 +300,10 @@ def normalize_git_url(url: str, allowed_schemes=DEFAULT_GIT_SCHEMES, spec: str =
         raise fail(f"the clone URL {redact_url(url)!r} has no host")
     if not parts.path.strip("/") and scheme != "file":
         raise fail(f"the clone URL {redact_url(url)!r} names no repository path")
+    try:
+        split_credentials(url)  # credentials git's helper format can carry, or none
+    except SpecError as e:
+        raise fail(str(e)) from None
     return url
 
 
@@ -324,52 +329,202 @@ _PARSERS = {"gh": _parse_gh, "gl": _parse_gl, "git": _parse_git, "gist": _parse_
 
 
 # --- credentials in URLs ---------------------------------------------------------------
+#
+# A URL may appear raw ("https://u:p@h/r"), or percent-encoded once or more inside a spec,
+# a request path or a query string ("https%3A%2F%2Fu%3Ap%40h%2Fr", "https%253A%252F..."),
+# with any hex case, by encoders that leave some delimiters raw ("https%3A//u%3Ap%40h/r").
+# Encoding is per character, so the delimiters of one URL sit at most as deep as its
+# "://" does (depth d: 0 raw, 1 "%3A", 2 "%253A", ...), and the characters of a user name
+# or password (encoded once inside the URL itself) sit deeper than d. So: the authority
+# runs from "://" to the first "/" of depth <= d, and the userinfo ends at its last "@" of
+# any depth; its user ends at the first ":" of depth <= d. Where that reading is wrong
+# the URL was mangled, and it errs towards removing more.
 
-_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
+_SEPARATOR_RE = re.compile(r"(?::|%(?:25)*3A)(?:/|%(?:25)*2F){2}", re.IGNORECASE)
+_AT_RE = re.compile(r"@|%(?:25)*40", re.IGNORECASE)
+_HEX_PREFIX_RE = re.compile(r"(?:25)*[0-9A-Fa-f]{2}")
+_MIN_SECRET = 4  # shorter secrets ("git", "x") would scrub ordinary words anywhere
+
+
+def _depth(token: str) -> int:
+    """How often a one-character token was %-encoded: ":" 0, "%3A" 1, "%253A" 2."""
+    return 0 if len(token) == 1 else (len(token) - 3) // 2 + 1
+
+
+def _encoded(char_hex: str, raw: str, depth: int) -> str:
+    """A regex for `raw` %-encoded at most `depth` times."""
+    return re.escape(raw) if depth == 0 else rf"{re.escape(raw)}|%(?:25){{0,{depth - 1}}}{char_hex}"
+
+
+_AUTHORITY_RES: dict[int, re.Pattern] = {}
+_COLON_RES: dict[int, re.Pattern] = {}
+
+
+def _authority_re(depth: int) -> re.Pattern:
+    if depth not in _AUTHORITY_RES:
+        # inside an encoded URL a raw "&" ends a query parameter, not a password
+        extra = "&" if depth else ""
+        _AUTHORITY_RES[depth] = re.compile(
+            rf"(?:(?!{_encoded('2F', '/', depth)})[^\s\x00-\x1f\x7f\"<>{extra}])*", re.IGNORECASE
+        )
+        _COLON_RES[depth] = re.compile(_encoded("3A", ":", depth), re.IGNORECASE)
+    return _AUTHORITY_RES[depth]
+
+
+@dataclass(frozen=True)
+class _Userinfo:
+    scheme: str  # as found (may be ""), not decoded
+    start: int  # of the user name
+    colon: int  # of the user/password separator, or -1
+    end: int  # of the "@" that ends the userinfo
+    after: int  # just past that "@"
+
+    @property
+    def http_like(self) -> bool:
+        # tokens are sent as http user names; a scheme we cannot read loses all too
+        return not self.scheme or "http" in self.scheme.lower()
+
+
+def _scheme_before(text: str, pos: int) -> str:
+    begin = pos
+    while begin > 0 and text[begin - 1] in _SCHEME_CHARS:
+        begin -= 1
+    scheme = text[begin:pos]
+    if begin > 0 and text[begin - 1] == "%":
+        # "%2Fhttps": the run starts with the hex digits of an escape
+        m = _HEX_PREFIX_RE.match(scheme)
+        if m:
+            scheme = scheme[m.end():]
+    return scheme
+
+
+def _userinfos(text: str):
+    """Every userinfo of every URL in `text`, in any encoding, in order."""
+    pos = 0
+    while True:
+        sep = _SEPARATOR_RE.search(text, pos)
+        if sep is None:
+            return
+        depth = max(_depth(t) for t in re.findall(r":|/|%(?:25)*[0-9A-F]{2}", sep.group(), re.I))
+        start = sep.end()
+        authority = _authority_re(depth).match(text, start)
+        ats = list(_AT_RE.finditer(text, start, authority.end()))
+        if not ats:
+            pos = sep.end()
+            continue
+        at = ats[-1]
+        colon = _COLON_RES[depth].search(text, start, at.start())
+        yield _Userinfo(
+            scheme=_scheme_before(text, sep.start()),
+            start=start,
+            colon=colon.start() if colon else -1,
+            end=at.start(),
+            after=at.end(),
+        )
+        pos = at.end()
 
 
 def redact_url(text: str) -> str:
-    """Remove credentials from every URL in `text`.
+    """Remove credentials from every URL in `text`, raw or %-encoded any number of times.
 
     http(s) URLs lose their whole userinfo (tokens are often sent as the user name);
     other schemes keep the user ("ssh://git@host" says which key) and lose a password.
+    `text` may be free text, a spec or a whole request path with its query string.
     """
+    out, pos = [], 0
+    for info in _userinfos(text):
+        out.append(text[pos : info.start])
+        if not info.http_like:
+            if info.colon < 0:
+                out.append(text[info.start : info.after])  # a user name alone
+            else:
+                colon_end = _COLON_RES_ANY.match(text, info.colon).end()
+                out.append(text[info.start : colon_end] + "***" + text[info.end : info.after])
+        pos = info.after
+    out.append(text[pos:])
+    return "".join(out)
 
-    def scrub(m: re.Match) -> str:
-        scheme, userinfo = m.group("scheme"), m.group("userinfo")
-        if scheme.lower().startswith("http"):
-            return scheme
-        user, colon, _password = userinfo.partition(":")
-        return f"{scheme}{user}{':***' if colon else ''}@"
 
-    return _USERINFO_RE.sub(scrub, text)
+_COLON_RES_ANY = re.compile(r":|%(?:25)*3A", re.IGNORECASE)
+
+
+def _encodings(secret: str) -> list[str]:
+    """`secret` as it may appear: as given, decoded, and encoded 1-3 times by the usual
+    encoders (quote, quote_plus, encodeURIComponent's set); hex case is matched later."""
+    bases = [secret]
+    for _ in range(4):
+        decoded = unquote(bases[-1])
+        if decoded == bases[-1]:
+            break
+        bases.append(decoded)
+    bases += [unquote_plus(b) for b in bases]
+    encoders = [
+        lambda s: quote(s, safe=""),
+        lambda s: quote(s, safe="/"),
+        lambda s: quote_plus(s, safe=""),
+        lambda s: quote(s, safe="!~*'()"),
+    ]
+    forms = []
+    for base in bases:
+        forms.append(base)
+        for encode in encoders:
+            once = encode(base)
+            forms += [once, quote(once, safe=""), quote(quote(once, safe=""), safe="")]
+            forms += [encode(once), encode(encode(once))]
+    return list(dict.fromkeys(f for f in forms if len(f) >= _MIN_SECRET))
 
 
 def url_secrets(url: str) -> list[str]:
-    """Secrets embedded in `url` (raw and %-decoded), to scrub from any message."""
-    m = _USERINFO_RE.match(url)
-    if not m:
+    """Secrets embedded in `url`, in every form they may take in text: as written in the
+    URL, %-decoded, and %-encoded once or more ("+" or "%20" for a space; any hex case
+    matches in redact()). Longest first, so that a longer form is scrubbed as a whole."""
+    info = next(_userinfos(url), None)
+    if info is None:
         return []
-    userinfo = m.group("userinfo")
-    user, _, password = userinfo.partition(":")
-    secrets = [password] if password else []
-    if m.group("scheme").lower().startswith("http") and user:
+    secrets = []
+    if info.colon >= 0:
+        password_start = _COLON_RES_ANY.match(url, info.colon).end()
+        secrets.append(url[password_start : info.end])
+        user = url[info.start : info.colon]
+    else:
+        user = url[info.start : info.end]
+    if info.http_like:
         secrets.append(user)
-    out = []
-    for s in secrets:
-        for form in (s, unquote(s)):
-            # short strings ("git", "x") would scrub ordinary words; the URL pass gets them
-            if len(form) >= 4 and form not in out:
-                out.append(form)
-    return out
+    forms = [form for secret in secrets if secret for form in _encodings(secret)]
+    return sorted(dict.fromkeys(forms), key=len, reverse=True)
+
+
+def _secret_pattern(form: str) -> str:
+    parts = []
+    for piece in re.split(r"(%(?:25)*[0-9A-Fa-f]{2}|\+)", form):
+        if piece == "+" or piece.upper() == "%20":
+            parts.append(r"(?:\+|%20)")
+        elif piece.startswith("%"):
+            parts.append(f"(?i:{re.escape(piece)})")
+        else:
+            parts.append(re.escape(piece))
+    return "".join(parts)
 
 
 def redact(text: str, url: str = "") -> str:
-    """`text` with the credentials of every URL in it, and of `url` anywhere, removed."""
+    """`text` with the credentials of every URL in it (raw or %-encoded, as in a request
+    path or query string), and those of `url` in any encoding anywhere, removed.
+
+    Pure and cheap: the access log can pass every request path through it.
+    """
     text = redact_url(text)
-    for secret in url_secrets(url):
-        text = text.replace(secret, "***")
+    secrets = url_secrets(url) if url else []
+    if secrets:
+        pattern = re.compile("|".join(_secret_pattern(s) for s in secrets))
+        text = pattern.sub("***", text)
     return text
+
+
+def _credential_problem(value: str) -> str | None:
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return "a control character (a newline, NUL, ...)"
+    return None
 
 
 def split_credentials(url: str) -> tuple[str, str]:
@@ -380,20 +535,45 @@ def split_credentials(url: str) -> tuple[str, str]:
     or a Secret), so `ps`, pod specs and image labels never show them. The second
     value is "" when the URL carries none, else "protocol=..\nhost=..\nusername=..\n
     password=..\n" (git-credential(1)'s format, %-decoded).
+
+    ssh-like URLs keep their user (it names the key) and lose a password, which git
+    would have no way to use. Raises SpecError for credentials that git-credential(1)'s
+    line format cannot carry (control characters, a %-escape that is not UTF-8) and for
+    a raw "@", "?" or "#" inside them (git and curl would read such a URL differently).
     """
-    m = _USERINFO_RE.match(url)
-    if not m:
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/]*)", url)
+    if not m or "@" not in m.group(2):
         return url, ""
-    scheme, userinfo = m.group("scheme"), m.group("userinfo")
-    rest = url[m.end():]
+    scheme, authority = m.group(1), m.group(2)
+    userinfo, _, hostport = authority.rpartition("@")
+    rest = hostport + url[m.end():]
+    shown = redact_url(url)
+    if set("@?#") & set(userinfo):
+        raise SpecError(
+            f"the credentials in the clone URL {shown!r} contain a raw '@', '?' or '#': "
+            "%-encode them (%40, %3F, %23)"
+        )
     user, colon, password = userinfo.partition(":")
-    if not scheme.lower().startswith("http"):
+    if "http" not in scheme.lower():
         # ssh-like: the user names the key, a password has no place for git to read it
         return f"{scheme}{user}@{rest}" if user else f"{scheme}{rest}", ""
-    host = rest.split("/", 1)[0]
-    lines = [f"protocol={scheme[:-3].lower()}", f"host={host}"]
-    if user:
-        lines.append(f"username={unquote(user)}")
-    if colon:
-        lines.append(f"password={unquote(password)}")
+    fields = {"protocol": scheme[:-3].lower(), "host": hostport}
+    for key, raw in (("username", user if user else None), ("password", password if colon else None)):
+        if raw is None:
+            continue
+        try:
+            fields[key] = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise SpecError(
+                f"the {key} in the clone URL {shown!r} has a %-escape that is not UTF-8"
+            ) from None
+    for key, value in fields.items():
+        problem = _credential_problem(value)
+        if problem:
+            what = "user name" if key == "username" else key
+            raise SpecError(
+                f"the {what} in the clone URL {shown!r} contains {problem}, which git "
+                "credentials cannot carry"
+            )
+    lines = [f"{key}={value}" for key, value in fields.items()]
     return scheme + rest, "\n".join(lines) + "\n"

@@ -1,6 +1,8 @@
 """r2dservice.spec: parsing and validating "<provider>/<spec>" strings."""
 
 import dataclasses
+import re
+from urllib.parse import quote, quote_plus, unquote
 
 import pytest
 
@@ -15,8 +17,16 @@ from r2dservice.spec import (
     redact,
     redact_url,
     ref_problem,
+    split_credentials,
     split_spec,
+    url_secrets,
 )
+
+try:
+    from hypothesis import assume, example, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the property tests below are skipped without it
+    given = None
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -449,3 +459,298 @@ def test_redact_removes_known_secrets_anywhere():
     message = "fatal: could not read Password for 'robot': s3cr/t and s3cr%2Ft leaked"
     cleaned = redact(message, url)
     assert "s3cr/t" not in cleaned and "s3cr%2Ft" not in cleaned
+
+
+# --- credentials in any encoding ---------------------------------------------------------
+
+
+def _encode(text: str, times: int, encoder=lambda s: quote(s, safe="")) -> str:
+    for _ in range(times):
+        text = encoder(text)
+    return text
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the spec as the providers format it: the password "p@ss" is encoded twice
+        (
+            "git/https%3A%2F%2Fuser%3Ap%2540ss%40host%2Frepo/main",
+            "git/https%3A%2F%2Fhost%2Frepo/main",
+        ),
+        # a whole request path, as the access log writes it
+        (
+            "/services/binder/build/git/https%3A%2F%2Fuser%3Apw%40host%2Frepo/main?x=1",
+            "/services/binder/build/git/https%3A%2F%2Fhost%2Frepo/main?x=1",
+        ),
+        # encoded twice, three times
+        ("https%253A%252F%252Fuser%253Apw%2540host%252Fr", "https%253A%252F%252Fhost%252Fr"),
+        (
+            "https%25253A%25252F%25252Fuser%25253Apw%252540host%25252Fr",
+            "https%25253A%25252F%25252Fhost%25252Fr",
+        ),
+        # any hex case
+        ("https%3a%2f%2fuser%3apw%40host%2fr", "https%3a%2f%2fhost%2fr"),
+        ("HTTPS%3A%2f%2FUser%3aPw%40Host%2Fr", "HTTPS%3A%2f%2FHost%2Fr"),
+        # quote()'s default leaves "/" raw
+        ("https%3A//user%3Apw%40host/r", "https%3A//host/r"),
+        # in a query string, next to other parameters, "+" for spaces
+        (
+            "/api/builds?repo=https%3A%2F%2Fu%3Ap+w%40host%2Fr&ref=main",
+            "/api/builds?repo=https%3A%2F%2Fhost%2Fr&ref=main",
+        ),
+        ("?repo=https%3A%2F%2Fu%3Ap%2520w%40host&ref=x", "?repo=https%3A%2F%2Fhost&ref=x"),
+        # a user name or password with "@", ":" or "/" in it, raw URL
+        ("https://me%40mail.org:p%2Fw%3A@host/r", "https://host/r"),
+        # the same, encoded: the inner "@" is deeper than the delimiter
+        ("https%3A%2F%2Fme%2540mail.org%3Ap%252Fw%40host%2Fr", "https%3A%2F%2Fhost%2Fr"),
+        # a sloppy raw "@" in a password: everything up to the last "@" goes
+        ("https://user:p@ss@host/r", "https://host/r"),
+        # http: a token as the user name goes too
+        ("https%3A%2F%2Fghp_token%40github.com%2Fo%2Fr", "https%3A%2F%2Fgithub.com%2Fo%2Fr"),
+        ("git+https://tok@h/r", "git+https://h/r"),
+        # other schemes keep the user and lose the password, in any encoding
+        ("ssh%3A%2F%2Fgit%3Apw%40host%2Fr", "ssh%3A%2F%2Fgit%3A***%40host%2Fr"),
+        ("ssh%253A%252F%252Fgit%253Apw%2540host", "ssh%253A%252F%252Fgit%253A***%2540host"),
+        ("ssh%3A%2F%2Fgit%40host%2Fr", "ssh%3A%2F%2Fgit%40host%2Fr"),
+        ("ftp://anon@host/r", "ftp://anon@host/r"),
+        # the scheme right after an escape ("%2F" then "https")
+        ("x%2Fhttps%3A%2F%2Fu%3Ap%40h", "x%2Fhttps%3A%2F%2Fh"),
+        ("x%252Fhttps%253A%252F%252Fu%253Ap%2540h", "x%252Fhttps%253A%252F%252Fh"),
+        # a URL inside another one's query
+        (
+            "https://host/login?next=https%3A%2F%2Fu%3Ap%40h%2Fr",
+            "https://host/login?next=https%3A%2F%2Fh%2Fr",
+        ),
+        # several in one text, in git's messages
+        (
+            "fatal: unable to access 'https://u:p@h/r/': and 'https%3A%2F%2Fv%3Aq%40k'",
+            "fatal: unable to access 'https://h/r/': and 'https%3A%2F%2Fk'",
+        ),
+        # nothing to remove
+        ("https://host/r@v1", "https://host/r@v1"),
+        ("https%3A%2F%2Fhost%2Fr%40v1", "https%3A%2F%2Fhost%2Fr%40v1"),
+        ("mail me@example.org, see https://host/", "mail me@example.org, see https://host/"),
+        ("https://host and bob@example.org", "https://host and bob@example.org"),
+        ("", ""),
+    ],
+)
+def test_redact_url_any_encoding(text, expected):
+    assert redact_url(text) == expected
+    assert redact(text) == expected
+
+
+def test_url_secrets_gives_every_encoding():
+    secrets = url_secrets("https://robot:p%40ss%20w0rd@host/r")
+    for form in ["p%40ss%20w0rd", "p@ss w0rd", "p%40ss+w0rd", "p%2540ss%2520w0rd", "robot"]:
+        assert form in secrets
+    assert secrets == sorted(secrets, key=len, reverse=True)
+    # ssh: the user is no secret
+    assert url_secrets("ssh://git:hunter22@host/r")[0] == "hunter22"
+    assert "git" not in url_secrets("ssh://git:hunter22@host/r")
+    assert url_secrets("https://host/r") == []
+    # encoded URLs are read too
+    assert "hunter22" in url_secrets("https%3A%2F%2Fu%3Ahunter22%40h")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "git said: p@ss w0rd",
+        "in a path: /build/git/https%3A%2F%2Fhost%2Fr/p%40ss%20w0rd",
+        "plus form p%40ss+w0rd, twice p%2540ss%2520w0rd, thrice p%252540ss%252520w0rd",
+        "lower hex p%40ss%20w0rd -> p%40ss%20w0rd and mixed p%4Ass",
+        "as written: p%40ss%20w0rd",
+        "the user robot too",
+    ],
+)
+def test_redact_scrubs_a_known_secret_in_any_encoding(message):
+    url = "https://robot:p%40ss%20w0rd@host/r"
+    cleaned = redact(message.lower() if "lower" in message else message, url)
+    assert "w0rd" not in cleaned and "robot" not in cleaned
+
+
+def test_redact_keeps_short_secrets_out_of_free_text():
+    # a 2-letter password would scrub ordinary words; the URL pass still removes it
+    assert redact("pw in a sentence", "https://u:pw@h/r") == "pw in a sentence"
+    assert redact("https://u:pw@h/r", "https://u:pw@h/r") == "https://h/r"
+
+
+def test_git_error_messages_hide_encoded_credentials():
+    for spec in [
+        "https%3A%2F%2Fuser%3Ahunter22%40h/ma..in",
+        "https%253A%252F%252Fuser%253Ahunter22%2540h/main",  # not a URL once decoded
+        "https%3A%2F%2Fuser%3Ahunter22%40/main",  # no host
+    ]:
+        with pytest.raises(SpecError) as e:
+            parse_spec("git", spec)
+        assert "hunter22" not in str(e.value)
+
+
+def test_parse_spec_keeps_credentials_for_the_providers():
+    rs = parse_spec("git", "https%3A%2F%2Fuser%3Ap%2540ss%40host%2Frepo/main")
+    assert rs.repo == "https://user:p%40ss@host/repo"  # git ls-remote needs them
+    assert parse_spec("git", rs.spec) == rs
+    assert redact(rs.spec) == "https%3A%2F%2Fhost%2Frepo/main"
+    assert redact(str(rs)) == "git/https%3A%2F%2Fhost%2Frepo/main"
+    assert normalize_git_url("https://tok@host/r") == "https://tok@host/r"
+    assert normalize_git_url("ssh://git:pw@host/r") == "ssh://git:pw@host/r"
+    assert normalize_git_url("git@host:r.git") == "ssh://git@host/r.git"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:zq%0Axq@host/r",  # a newline would add a line to the helper input
+        "https://user:zq%0D%0Ahost=evil@host/r",
+        "https://zq%00xq:pw@host/r",
+        "https://user:zq%7Fxq@host/r",
+        "https://user:zq%C2%85xq@host/r",  # NEL, a C1 control
+    ],
+)
+def test_credentials_with_control_characters_are_refused(url):
+    with pytest.raises(SpecError, match="control character") as e:
+        split_credentials(url)
+    assert "zq" not in str(e.value)
+    with pytest.raises(SpecError):
+        parse_spec("git", quote(url, safe="") + "/main")
+
+
+def test_split_credentials():
+    assert split_credentials("https://u:p%40ss@host:8443/r.git") == (
+        "https://host:8443/r.git",
+        "protocol=https\nhost=host:8443\nusername=u\npassword=p@ss\n",
+    )
+    # a token alone, as a user name
+    assert split_credentials("https://ghp_tok@github.com/o/r") == (
+        "https://github.com/o/r",
+        "protocol=https\nhost=github.com\nusername=ghp_tok\n",
+    )
+    assert split_credentials("HTTP://:tok@h/r") == ("HTTP://h/r", "protocol=http\nhost=h\npassword=tok\n")
+    assert split_credentials("https://h/r@v1") == ("https://h/r@v1", "")
+    assert split_credentials("https://h/r") == ("https://h/r", "")
+    # ssh: the user names the key and stays; a password has nowhere to go
+    assert split_credentials("ssh://git@host/r") == ("ssh://git@host/r", "")
+    assert split_credentials("ssh://git:pw@host/r") == ("ssh://git@host/r", "")
+    assert split_credentials("ssh://:pw@host/r") == ("ssh://host/r", "")
+    assert split_credentials(normalize_git_url("git@host:r.git")) == ("ssh://git@host/r.git", "")
+    assert split_credentials("git@host:r.git") == ("git@host:r.git", "")
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("https://u:p@ss@host/r", "raw '@'"),
+        ("https://u:p?x@host/r", "raw '@', '?'"),
+        ("https://u:p%FFss@host/r", "not UTF-8"),
+    ],
+)
+def test_split_credentials_refuses_ambiguous_credentials(url, message):
+    with pytest.raises(SpecError, match=re.escape(message)) as e:
+        split_credentials(url)
+    assert "p@ss" not in str(e.value) and "p?x" not in str(e.value) and "%FF" not in str(e.value)
+
+
+# --- property tests (hypothesis) -------------------------------------------------------------
+
+ENCODERS = {
+    "quote": lambda s: quote(s, safe=""),
+    "quote-slash": lambda s: quote(s, safe="/"),  # urllib's default
+    "quote_plus": lambda s: quote_plus(s, safe=""),
+    "encodeURIComponent": lambda s: quote(s, safe="!~*'()"),
+    "lower-hex": lambda s: re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(s, safe="")),
+}
+CONTEXTS = [
+    ("", ""),
+    ("/services/binder/build/git/", "/main?x=1"),
+    ("/api/builds?repo=", "&ref=main"),
+    ("fatal: unable to access '", "/': The requested URL returned error: 403"),
+    ("x%2F", " and more"),
+    ("see ", ""),
+]
+
+if given is not None:
+    credential_text = st.text(
+        st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12
+    )
+    hosts = st.from_regex(r"[a-z][a-z0-9.-]{0,15}(:[0-9]{1,5})?", fullmatch=True)
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        scheme=st.sampled_from(["https", "http", "HTTPS", "git+https"]),
+        user=credential_text,
+        password=st.none() | credential_text,
+        host=hosts,
+        path=st.from_regex(r"[a-z0-9/._@-]{0,12}", fullmatch=True),
+        times=st.integers(0, 3),
+        encoder=st.sampled_from(sorted(ENCODERS)),
+        context=st.sampled_from(CONTEXTS),
+    )
+    @example("https", "user", "p@ss", "host", "repo", 1, "quote", CONTEXTS[1])
+    @example("https", "u s+er", "p%2Fw", "host", "r", 2, "quote_plus", CONTEXTS[2])
+    def test_property_http_credentials_vanish_in_any_encoding(
+        scheme, user, password, host, path, times, encoder, context
+    ):
+        userinfo = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
+        url = f"{scheme}://{userinfo}@{host}/{path}"
+        clean = f"{scheme}://{host}/{path}"
+        encode = ENCODERS[encoder]
+        before, after = context
+        text = before + _encode(url, times, encode) + after
+        assert redact(text) == before + _encode(clean, times, encode) + after
+        # knowing the URL changes nothing, unless a secret is also an ordinary word here
+        expected = before + _encode(clean, times, encode) + after
+        if not any(form.lower() in expected.lower() for form in url_secrets(url)):
+            assert redact(text, url) == expected
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        scheme=st.sampled_from(["ssh", "git", "ftp", "git+ssh"]),
+        user=credential_text,
+        password=credential_text,
+        host=hosts,
+        times=st.integers(0, 3),
+        encoder=st.sampled_from(sorted(ENCODERS)),
+        context=st.sampled_from(CONTEXTS),
+    )
+    def test_property_other_schemes_keep_the_user_only(
+        scheme, user, password, host, times, encoder, context
+    ):
+        encode = ENCODERS[encoder]
+        before, after = context
+        head = _encode(f"{scheme}://{quote(user, safe='')}:", times, encode)
+        tail = _encode(f"@{host}/repo", times, encode)
+        secret = _encode(quote(password, safe=""), times, encode)
+        assert redact(before + head + secret + tail + after) == before + head + "***" + tail + after
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        password=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=16),
+        times=st.integers(0, 3),
+        encoder=st.sampled_from(sorted(ENCODERS)),
+    )
+    def test_property_known_secrets_vanish_from_free_text(password, times, encoder):
+        assume(password.strip() == password and "***" not in password)
+        url = f"https://robot:{quote(password, safe='')}@host/r"
+        form = _encode(password, times, ENCODERS[encoder])
+        cleaned = redact(f"git said: {form} (end)", url)
+        assert cleaned == "git said: *** (end)", form
+
+    @settings(max_examples=300, deadline=None)
+    @given(user=credential_text, password=credential_text, host=hosts)
+    def test_property_split_credentials_is_safe_helper_input(user, password, host):
+        url = f"https://{quote(user, safe='')}:{quote(password, safe='')}@{host}/r"
+        try:
+            clean, helper = split_credentials(url)
+        except SpecError as e:
+            assert any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in user + password)
+            assert "control character" in str(e)
+            return
+        assert clean == f"https://{host}/r"
+        lines = helper.splitlines()
+        assert lines == [f"protocol=https", f"host={host}", f"username={user}", f"password={password}"]
+        assert unquote(clean) == clean or "%" in host
+else:
+
+    def test_property_tests_need_hypothesis():
+        pytest.skip("hypothesis is not installed")
