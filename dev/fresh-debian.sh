@@ -18,7 +18,9 @@
 #   2. a fresh `git clone` of this checkout's HEAD (committed work only, no state);
 #   3. a --privileged container of that image with its own network namespace (Docker's
 #      bridge, no published ports) and a volume for /var/lib/docker (the Docker engine
-#      inside it cannot put overlay2 on the container's overlay root);
+#      inside it cannot put overlay2 on the container's overlay root). Where the host
+#      itself lacks a capability, runc refuses --privileged; then the container gets the
+#      same powers piece by piece (see below);
 #   4. inside it, as the README says: `bash dev/run.sh` in the background until
 #      http://127.0.0.1:8000/services/binder/health answers 200 (or 15 minutes pass), then
 #      stops it; then `bash dev/test.sh` (the whole suite unless arguments say otherwise);
@@ -153,6 +155,22 @@ say "dev/test.sh: exit $rc after $((SECONDS - T1))s"
 exit "$rc"
 '
 
+# host_missing_caps: the capabilities (names as docker spells them) missing from this
+# process's bounding set, of those docker knows (0..40).
+host_missing_caps() {
+    local names=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+        LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
+        SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE
+        SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
+        MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
+        CHECKPOINT_RESTORE)
+    local bnd i
+    bnd=$((16#$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)))
+    for i in "${!names[@]}"; do
+        (((bnd >> i) & 1)) || echo "${names[$i]}"
+    done
+}
+
 # ---------------------------------------------------------------- main
 NAME=r2dservice-fresh-$$
 VOLUME=$NAME-docker
@@ -186,9 +204,27 @@ log "source: a fresh clone of HEAD ($COMMIT)"
 # 3. The container: privileged (it runs dockerd), its own network namespace on Docker's
 # bridge, no published ports, /var/lib/docker on a volume.
 docker volume create "$VOLUME" >/dev/null
-docker run -d --name "$NAME" --hostname fresh-debian --privileged \
-    -v "$VOLUME:/var/lib/docker" -e R2DSERVICE_IN_FRESH_CHECK=1 \
-    "$IMAGE" sleep infinity >/dev/null
+container_args=(--name "$NAME" --hostname fresh-debian -v "$VOLUME:/var/lib/docker"
+    -e R2DSERVICE_IN_FRESH_CHECK=1)
+if ! docker run -d --privileged "${container_args[@]}" "$IMAGE" sleep infinity >/dev/null 2>"$SRC/run.err"; then
+    # Where the host's own capability bounding set lacks a capability (a VM or container
+    # that drops CAP_SYS_RESOURCE, say), runc cannot give a --privileged container all of
+    # them ("unable to apply caps"). Then: every capability the host has, no seccomp or
+    # AppArmor profile, all devices, /proc unmasked, and /sys and the cgroup hierarchies
+    # made writable inside, which is what --privileged gives and dockerd needs.
+    grep -q 'unable to apply caps' "$SRC/run.err" || { cat "$SRC/run.err" >&2; die "docker run failed"; }
+    docker rm -f "$NAME" >/dev/null 2>&1 || true
+    missing=$(host_missing_caps | tr '\n' ' ')
+    drop=()
+    for cap in $missing; do drop+=(--cap-drop "$cap"); done
+    log "container: --privileged is refused here (the host lacks ${missing% }); granting the rest one by one"
+    docker run -d --cap-add ALL "${drop[@]}" \
+        --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+        --security-opt systempaths=unconfined --device-cgroup-rule 'a *:* rwm' \
+        "${container_args[@]}" "$IMAGE" sleep infinity >/dev/null
+    docker exec "$NAME" sh -c 'mount -o remount,rw /sys &&
+        for d in /sys/fs/cgroup/*; do mount -o remount,bind,rw "$d"; done'
+fi
 tar -C "$SRC" -c r2dservice | docker exec -i "$NAME" tar -x -C /root
 log "container: $NAME started, source copied in"
 
