@@ -571,6 +571,91 @@ async def test_git_credentials_never_leak(git_root, demo_repo):
 
 
 @pytest.mark.asyncio
+async def test_git_credentials_reach_git_through_its_environment_not_argv(
+    git_root, demo_repo, tmp_path
+):
+    """`git ls-remote <url-with-password>` would show the password in `ps`: the URL on
+    git's command line is clean, the credentials reach git through a credential helper
+    that reads them from the environment."""
+    password = "p@ss w/rd:ü%41"  # every character that needs %-encoding in a URL
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "git-wrapper"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> {seen}\n"
+        'exec git "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    with GitHTTPServer(git_root, auth=("robot-hunter", password)) as server:
+        url = server.url("demo", auth=True)
+        assert "%40" in url and "%C3%BC" in url
+        provider = GitRepoProvider(git_command=str(wrapper))
+        resolved = await resolve(provider, git_spec(url, "main"))
+        assert resolved.resolved_ref == demo_repo["main"]
+        argv = seen.read_text()
+        assert argv.strip() == f"ls-remote -- {server.url('demo')} main main^{{}}"
+        assert "robot" not in argv and "ss" not in argv.replace("ls-remote", "")
+        # git asked for credentials and got them: the server saw a 401 first
+        assert len(server.requests) >= 2
+
+        # an ordinary git credential helper of the machine does not answer instead
+        other = tmp_path / "helper"
+        other.write_text("#!/bin/sh\necho username=robot-hunter\necho password=wrong\n")
+        other.chmod(0o755)
+        config = tmp_path / "gitconfig"
+        config.write_text(f"[credential]\n\thelper = {other}\n")
+        import os
+
+        saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT")}
+        os.environ["GIT_CONFIG_GLOBAL"] = str(config)
+        os.environ["GIT_CONFIG_COUNT"] = "0"
+        try:
+            resolved = await resolve(GitRepoProvider(), git_spec(url, "v1"))
+            assert resolved.resolved_ref == demo_repo["first"]
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def test_credential_env_appends_to_the_services_git_config():
+    from r2dservice.providers.git import CREDENTIAL_HELPER, CREDENTIALS_ENV, credential_env
+
+    base = {"PATH": "/bin", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.proxy",
+            "GIT_CONFIG_VALUE_0": "http://proxy:3128", CREDENTIALS_ENV: "stale"}
+    env = credential_env(base, "protocol=https\nhost=h\npassword=x\n")
+    assert env["GIT_CONFIG_COUNT"] == "3"
+    assert env["GIT_CONFIG_KEY_0"] == "http.proxy"
+    assert (env["GIT_CONFIG_KEY_1"], env["GIT_CONFIG_VALUE_1"]) == ("credential.helper", "")
+    assert (env["GIT_CONFIG_KEY_2"], env["GIT_CONFIG_VALUE_2"]) == ("credential.helper", CREDENTIAL_HELPER)
+    assert env[CREDENTIALS_ENV].endswith("password=x\n")
+    assert "password" not in CREDENTIAL_HELPER
+    # no credentials: nothing git-config-shaped is added, a stale value goes
+    assert credential_env(base, "") == {k: v for k, v in base.items() if k != CREDENTIALS_ENV}
+
+
+@pytest.mark.asyncio
+async def test_git_refuses_credentials_that_would_inject_helper_lines(git_root, demo_repo):
+    url = "http://robot:pw%0Ahost=evil.example@127.0.0.1:1/demo"
+    with pytest.raises(SpecError, match="control character"):
+        GitRepoProvider().parse(git_spec(url, "main"))
+    # a RepoSpec made without parse() is refused by resolve() too
+    from r2dservice.spec import RepoSpec
+
+    error = await resolve_error_of(GitRepoProvider(), RepoSpec("git", url, "main"))
+    assert error.status == 400 and "control character" in error.message
+    assert "evil" not in error.message
+
+
+async def resolve_error_of(provider, repo_spec) -> ResolveError:
+    with pytest.raises(ResolveError) as e:
+        await provider.resolve(repo_spec)
+    return e.value
+
+
+@pytest.mark.asyncio
 async def test_git_file_scheme_only_when_allowed(git_root, demo_repo):
     url = f"file://{git_root}/demo"
     with pytest.raises(SpecError, match="'file' is not allowed"):

@@ -9,8 +9,50 @@ import signal
 
 from traitlets import Float, Set, Unicode
 
-from ..spec import DEFAULT_GIT_SCHEMES, RepoSpec, is_sha, parse_spec, redact
+from ..spec import (
+    DEFAULT_GIT_SCHEMES,
+    RepoSpec,
+    SpecError,
+    is_sha,
+    parse_spec,
+    redact,
+    split_credentials,
+)
 from .base import RepoProvider, ResolvedRepo, ResolveError
+
+# The environment variable that carries the credentials of a clone URL to git's
+# credential helper, so that they are never on a command line (`ps` shows those).
+CREDENTIALS_ENV = "R2DSERVICE_GIT_CREDENTIALS"
+
+# git runs this (through the shell) as its credential helper: on "get" it answers with
+# the credentials, but only when git asks about their host (a redirect elsewhere gets
+# nothing). Its command line holds only this text.
+CREDENTIAL_HELPER = (
+    "!f() { test \"$1\" = get || exit 0; "
+    f"want=$(printf '%s\\n' \"${CREDENTIALS_ENV}\" | grep '^host='); "
+    f"grep -qxF \"$want\" && printf '%s\\n' \"${CREDENTIALS_ENV}\"; }}; f"
+)
+
+
+def credential_env(base: dict, credentials: str) -> dict:
+    """`base` (an environment) plus what hands `credentials` (git-credential(1) input)
+    to git through CREDENTIAL_HELPER: GIT_CONFIG_COUNT/KEY/VALUE, after any the service
+    has itself, and an empty helper first so that no configured helper answers instead."""
+    env = dict(base)
+    env.pop(CREDENTIALS_ENV, None)
+    if not credentials:
+        return env
+    try:
+        count = int(env.get("GIT_CONFIG_COUNT") or 0)
+    except ValueError:
+        count = 0
+    for value in ("", CREDENTIAL_HELPER):
+        env[f"GIT_CONFIG_KEY_{count}"] = "credential.helper"
+        env[f"GIT_CONFIG_VALUE_{count}"] = value
+        count += 1
+    env["GIT_CONFIG_COUNT"] = str(count)
+    env[CREDENTIALS_ENV] = credentials
+    return env
 
 # what git says when the repository is missing or wants credentials it cannot prompt for
 _NOT_FOUND = re.compile(
@@ -124,10 +166,15 @@ class GitRepoProvider(RepoProvider):
         return env
 
     async def _ls_remote(self, url: str, ref: str) -> str:
+        shown = redact(url)
+        try:
+            # the password (or token) goes to git through its environment, not argv
+            clean_url, credentials = split_credentials(url)
+        except SpecError as e:
+            raise ResolveError(str(e), status=400) from None
         # patterns match from the end ("main" also lists refs/heads/x/main); pick_ref
         # chooses. "<ref>^{}" asks for the commit under an annotated tag.
-        cmd = [self.git_command, "ls-remote", "--", url, ref, ref + "^{}"]
-        shown = redact(url)
+        cmd = [self.git_command, "ls-remote", "--", clean_url, ref, ref + "^{}"]
         self.log.debug("git ls-remote %s %s", shown, ref)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -135,7 +182,7 @@ class GitRepoProvider(RepoProvider):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=self._env(),
+                env=credential_env(self._env(), credentials),
                 # its own process group: a timeout kills git's helpers (ssh, remote-http) too
                 start_new_session=True,
             )

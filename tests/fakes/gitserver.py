@@ -23,6 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import quote
 
 import pytest
 
@@ -188,7 +189,10 @@ class GitHTTPServer:
         self._thread: threading.Thread | None = None
 
     def url(self, name: str, auth: bool = False) -> str:
-        userinfo = f"{self.auth[0]}:{self.auth[1]}@" if auth and self.auth else ""
+        userinfo = ""
+        if auth and self.auth:
+            # %-encoded, as in any URL: a password may hold "@", ":", "/" or spaces
+            userinfo = f"{quote(self.auth[0], safe='')}:{quote(self.auth[1], safe='')}@"
         return f"http://{userinfo}127.0.0.1:{self.port}/{name}"
 
     def start(self) -> "GitHTTPServer":
