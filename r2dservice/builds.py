@@ -296,6 +296,13 @@ class BuildManager(LoggingConfigurable):
             raise BuildRejected(str(e), 400) from None
         except ResolveError as e:
             raise BuildRejected(str(e), getattr(e, "status", 404)) from None
+        except Exception as e:  # a provider's bug must not become a bare 500 or a hang
+            self.log.exception("Resolving %s/%s failed", provider, redact(spec))
+            raise BuildRejected(
+                f"Could not resolve {provider}/{redact(spec)} (internal error: {type(e).__name__}); "
+                "try again, and tell the operator if it persists.",
+                502,
+            ) from None
         return resolved, self.image_for(resolved)
 
     async def _exists(self, image: str) -> bool:
@@ -309,6 +316,13 @@ class BuildManager(LoggingConfigurable):
             return await asyncio.shield(check)
         except RegistryError as e:
             raise BuildRejected(f"Could not check whether {image} exists: {e}", 503) from None
+        except Exception as e:  # a checker's bug must not become a bare 500 or a hang
+            self.log.exception("Checking whether %s exists failed", image)
+            raise BuildRejected(
+                f"Could not check whether {image} exists (internal error: {type(e).__name__}); "
+                "try again, and tell the operator if it persists.",
+                503,
+            ) from None
 
     async def lookup(self, provider: str, spec: str) -> dict[str, Any]:
         """What image `<provider>/<spec>` gives, and whether it exists; never builds."""

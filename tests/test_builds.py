@@ -444,3 +444,15 @@ async def test_adopted_builds_take_slots(parts):
 def test_image_prefix_is_the_apps_not_the_managers():
     assert "image_prefix" not in BuildManager.class_trait_names(config=True)
     assert "max_log_bytes" in BuildManager.class_trait_names(config=True)
+
+
+async def test_a_broken_checker_is_a_503_not_a_crash(parts):
+    manager, _, registry = parts
+
+    async def exists(image_name):
+        raise TypeError("'list' object has no attribute 'get'")
+
+    registry.exists = exists
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "o/r/a")
+    assert e.value.status == 503 and "internal error: TypeError" in e.value.message
