@@ -41,7 +41,9 @@ def pct(values, p):
 
 
 class Bench:
-    def __init__(self, workdir: Path):
+    """A git daemon and a service; `source`: run the service from that checkout instead."""
+
+    def __init__(self, workdir: Path, source: str | None = None):
         self.run = uuid.uuid4().hex[:6]
         self.prefix = f"{REGISTRY}/r2dbench-{self.run}-"
         self.before_build: list[float] = []  # request -> first event, in (a)
@@ -56,6 +58,7 @@ class Bench:
             c.BuildManager.concurrent_build_limit = 4
             c.Application.log_level = "WARN"
             """,
+            env={"PYTHONPATH": source} if source else None,
         ).start()
 
     def close(self):
@@ -155,7 +158,36 @@ async def bench_viewers(b: Bench, viewers: int):
     return len(builds), ready, firsts, peak_rss_mb(b.service.proc.pid)
 
 
+def checkout(rev: str, into: Path) -> str:
+    """The tree of `rev` of this repository, unpacked into `into` (for --compare)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return str(into)
+
+
+async def compare_cached(benches: list[Bench], n: int) -> list[list[float]]:
+    """(b) for several services, alternating request by request (noise hits all alike)."""
+    specs = []
+    async with aiohttp.ClientSession() as http:
+        for b in benches:
+            _sha, spec = b.commit("cached", DOCKERFILE)
+            assert (await read_events(http, b.url(spec))).last.get("phase") == "ready"
+            specs.append(spec)
+        times: list[list[float]] = [[] for _ in benches]
+        for i in range(n):
+            order = range(len(benches)) if i % 2 == 0 else reversed(range(len(benches)))
+            for k in order:
+                t0 = time.monotonic()
+                got = await read_events(http, benches[k].url(specs[k]))
+                times[k].append(time.monotonic() - t0)
+                assert got.phases == ["ready"]
+    return times
+
+
 async def main(args):
+    if args.compare:
+        return await main_compare(args)
     with tempfile.TemporaryDirectory() as tmp:
         b = Bench(Path(tmp))
         try:
@@ -183,9 +215,43 @@ async def main(args):
     print(f"    service peak RSS {rss:.1f} MB   (target 1 build, all ready, p50 <= 100 ms, <= 150 MB)")
 
 
+async def main_compare(args):
+    """(b) and (c) for this checkout and for `--compare REV`, in one run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base_src = checkout(args.compare, Path(tmp) / "base-src")
+        (Path(tmp) / "now").mkdir()
+        (Path(tmp) / "base").mkdir()
+        now = Bench(Path(tmp) / "now")
+        base = Bench(Path(tmp) / "base", source=base_src)
+        try:
+            cached_now, cached_base = await compare_cached([now, base], args.requests)
+            # (c) one after the other: each has the machine to itself.
+            viewers_base = await bench_viewers(base, args.viewers)
+            viewers_now = await bench_viewers(now, args.viewers)
+        finally:
+            now.close()
+            base.close()
+    ms = lambda s: f"{1000 * s:.1f} ms"  # noqa: E731
+    print()
+    print(f"r2dservice local-builder benchmarks: this checkout against {args.compare}, one run")
+    print("-" * 72)
+    print(f"(b) request -> ready, image in registry, {args.requests} requests each, alternating")
+    for name, times in (("now ", cached_now), ("base", cached_base)):
+        print(f"    {name} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}  max {ms(max(times))}")
+    print(f"    ratio of p50s (now / base) {pct(cached_now, 50) / pct(cached_base, 50):.3f}")
+    print(f"(c) {args.viewers} concurrent viewers of one new build")
+    for name, (builds, ready, firsts, rss) in (("now ", viewers_now), ("base", viewers_base)):
+        print(f"    {name} builds {builds}  ready {ready}/{args.viewers}  first event p50 "
+              f"{ms(pct(firsts, 50))} p99 {ms(pct(firsts, 99))}  peak RSS {rss:.1f} MB")
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=5, help="alternating build pairs for (a)")
     p.add_argument("--requests", type=int, default=500, help="cached requests for (b)")
     p.add_argument("--viewers", type=int, default=200, help="concurrent viewers for (c)")
+    p.add_argument(
+        "--compare", metavar="REV",
+        help="run (b) and (c) for this checkout and for git revision REV side by side",
+    )
     asyncio.run(main(p.parse_args()))
