@@ -3,120 +3,149 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import shutil
 import signal
 import sys
+import tempfile
 
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Float, List, Unicode, default
 
-from ..events import Event, parse_repo2docker_line
-from ..naming import config_fingerprint
-from .base import Builder, BuildFailed, BuildRequest, Emit
+from ..events import Event
+from .base import BuildFailed, BuildRequest, Emit
+from .repo2docker import Repo2DockerBuilder, Repo2DockerOutput, read_lines, repo2docker_args
+
+# The environment variable that carries a build's git credentials to its credential helper.
+CREDENTIALS_ENV = "R2DSERVICE_GIT_CREDENTIALS"
+
+# git runs this (through the shell) as its credential helper: on "get" it answers with
+# the credentials, but only when git asks about their host. Secrets stay in the
+# environment: the helper's command line holds only this text.
+CREDENTIAL_HELPER = (
+    "!f() { test \"$1\" = get || exit 0; "
+    f"want=$(printf '%s\\n' \"${CREDENTIALS_ENV}\" | grep '^host='); "
+    f"grep -qxF \"$want\" && printf '%s\\n' \"${CREDENTIALS_ENV}\"; }}; f"
+)
+
+# Output lines longer than this are cut (with a marker); the rest of such a line is dropped.
+MAX_LINE = 1024 * 1024
 
 
-def repo2docker_args(request: BuildRequest, user_id: int, user_name: str, extra: list[str]) -> list[str]:
-    """repo2docker's arguments for one build. Pure."""
-    args = [
-        "--json-logs",
-        "--no-run",
-        "--user-id", str(user_id),
-        "--user-name", user_name,
-        "--image-name", request.image_name,
-        "--ref", request.ref,
-    ]
-    if request.push:
-        args.append("--push")
-    return args + list(extra) + [request.repo_url]
+def credential_env(credentials: str) -> dict[str, str]:
+    """Environment that hands `credentials` (git-credential(1) input) to the git that
+    repo2docker runs, without them ever being on a command line. {} for none."""
+    if not credentials:
+        return {}
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "credential.helper",
+        "GIT_CONFIG_VALUE_0": CREDENTIAL_HELPER,
+        CREDENTIALS_ENV: credentials,
+    }
 
 
-class LocalBuilder(Builder):
+class LocalBuilder(Repo2DockerBuilder):
     """Runs `repo2docker` as a subprocess, one per build, in its own process group."""
 
     repo2docker_command = List(
         Unicode(),
-        config=True,
         help="""The command that runs repo2docker. Default: this Python's `-m repo2docker`.""",
-    )
+    ).tag(config=True)
 
     @default("repo2docker_command")
     def _repo2docker_command_default(self):
         return [sys.executable, "-m", "repo2docker"]
 
-    repo2docker_extra_args = List(
-        Unicode(),
-        config=True,
-        help="""Extra repo2docker arguments, put before the repository. For example
-        ["--config", "/etc/r2dservice/repo2docker_config.py"] to set the base image and
-        buildpacks. They are part of the image tag: changing them builds anew.""",
-    )
-    user_id = Integer(1000, config=True, help="User id of the image's user (--user-id).")
-    user_name = Unicode("jovyan", config=True, help="Name of the image's user (--user-name).")
-    build_timeout = Float(
-        3600, config=True, help="Seconds a build may take before it is stopped and fails."
-    )
     kill_grace = Float(
-        10, config=True, help="Seconds between SIGTERM and SIGKILL when a build is stopped."
-    )
+        10, help="Seconds between SIGTERM and SIGKILL when a build is stopped."
+    ).tag(config=True)
+
     environment = List(
         Unicode(),
-        config=True,
         help="""Names of environment variables passed to repo2docker (besides PATH, HOME,
         DOCKER_* and locale settings). Nothing else of the service's environment leaks in.""",
-    )
+    ).tag(config=True)
 
-    def fingerprint(self) -> str:
-        return config_fingerprint(self.repo2docker_extra_args, self.user_id, self.user_name)
+    # The Docker config.json (registry credentials) repo2docker pushes with: the service
+    # sets it to c.RegistryImageChecker.docker_config_path, so that one file serves the
+    # registry check and the push. None: repo2docker's DOCKER_CONFIG is the service's own.
+    docker_config_path: str | None = None
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, request: BuildRequest, docker_config_dir: str | None) -> dict[str, str]:
         keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", *self.environment}
         env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("DOCKER_")}
+        # Nothing git-config-shaped of the service's own leaks in, and git never prompts.
+        for k in list(env):
+            if k.startswith("GIT_CONFIG_") or k == CREDENTIALS_ENV:
+                del env[k]
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["PYTHONUNBUFFERED"] = "1"
+        if docker_config_dir:
+            env["DOCKER_CONFIG"] = docker_config_dir
+        env.update(credential_env(request.credentials))
         return env
 
+    def _docker_config_dir(self) -> str | None:
+        """A private folder whose config.json is docker_config_path (None when unset)."""
+        if not self.docker_config_path:
+            return None
+        folder = tempfile.mkdtemp(prefix="r2dservice-docker-")
+        os.symlink(os.path.abspath(self.docker_config_path), os.path.join(folder, "config.json"))
+        return folder
+
     async def build(self, request: BuildRequest, emit: Emit) -> None:
-        cmd = self.repo2docker_command + repo2docker_args(
-            request, self.user_id, self.user_name, self.repo2docker_extra_args
+        args = repo2docker_args(
+            request,
+            user_id=self.user_id,
+            user_name=self.user_name,
+            extra_args=self.repo2docker_extra_args,
         )
-        self.log.debug("Running %s", cmd[:-1] + ["<repo>"])
+        cmd = self.repo2docker_command + args
+        self.log.debug("Running %s", shlex.join(cmd))
         emit(Event("fetching", f"Fetching {request.spec or request.repo_url}...\n"))
+        docker_config_dir = self._docker_config_dir()
+        try:
+            await self._run(request, cmd, self._env(request, docker_config_dir), emit)
+        finally:
+            if docker_config_dir:
+                shutil.rmtree(docker_config_dir, ignore_errors=True)
+        if request.push:
+            emit(Event("pushing", f"Pushed {request.image_name}\n"))
+
+    async def _run(self, request: BuildRequest, cmd: list[str], env: dict, emit: Emit) -> None:
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,  # --json-logs writes to stderr
-            env=self._env(),
-            start_new_session=True,  # so that cancel can kill the whole group
-            limit=16 * 1024 * 1024,  # BuildKit progress lines can be long
+            env=env,
+            start_new_session=True,  # so that a stop can kill the whole group
+            limit=MAX_LINE,
         )
+        output = Repo2DockerOutput()
+        done = False
         try:
-            last_error = await asyncio.wait_for(self._relay(proc, emit), self.build_timeout)
+            timeout = self.build_timeout if self.build_timeout > 0 else None
+            await asyncio.wait_for(self._relay(proc, output, emit), timeout)
             returncode = await proc.wait()
+            done = True
         except asyncio.TimeoutError:
-            await self._kill(proc)
             raise BuildFailed(f"Build timed out after {self.build_timeout:g} seconds.") from None
-        except asyncio.CancelledError:
-            await self._kill(proc)
-            raise
+        finally:
+            if not done:
+                # Timeout, cancel, or any error (in emit, in reading): nothing is left
+                # running unread.
+                await asyncio.shield(self._kill(proc))
         if returncode != 0:
-            reason = last_error or f"repo2docker exited with code {returncode}"
+            reason = output.failure_message(f"repo2docker exited with code {returncode}")
             raise BuildFailed(reason.strip())
-        if request.push:
-            emit(Event("pushing", f"Pushed {request.image_name}\n"))
 
-    async def _relay(self, proc, emit: Emit) -> str:
-        """Turn each output line into an event; return repo2docker's last error message."""
-        phase, last_error = "fetching", ""
-        async for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            if not line.strip():
-                continue
-            event, is_error = parse_repo2docker_line(line, phase)
-            if is_error:
-                last_error = event.message
-            elif event.phase != "unknown":
-                phase = event.phase
-            emit(event)
-        return last_error
+    async def _relay(self, proc, output: Repo2DockerOutput, emit: Emit) -> None:
+        """Turn each output line into an event."""
+        async for raw in read_lines(proc.stdout, MAX_LINE):
+            event = output.line(raw.decode("utf-8", "replace"))
+            if event is not None:
+                emit(event)
 
     async def _kill(self, proc) -> None:
         """SIGTERM the process group, then SIGKILL whatever of it is left.
