@@ -96,27 +96,24 @@ class R2DService(Application):
     }
 
     config_file = Unicode(
-        "r2dservice_config.py", config=True, help="The configuration file to load (-f)."
-    )
+        "r2dservice_config.py", help="The configuration file to load (-f)."
+    ).tag(config=True)
     generate_config = Bool(
-        False, config=True, help="Write a commented configuration file and exit."
-    )
+        False, help="Write a commented configuration file and exit."
+    ).tag(config=True)
     ip = Unicode(
-        config=True,
         help="""The address the service listens on. Default: the host of
         $JUPYTERHUB_SERVICE_URL (set by the hub for a managed service), else 127.0.0.1.""",
-    )
+    ).tag(config=True)
     port = Integer(
-        config=True,
         help="""The port the service listens on. Default: the port of
         $JUPYTERHUB_SERVICE_URL, else 8585.""",
-    )
+    ).tag(config=True)
     base_url = Unicode(
-        config=True,
         help="""The URL prefix every route lives under. Default:
         $JUPYTERHUB_SERVICE_PREFIX (under JupyterHub: /services/<name>/); with auth on
         and only $JUPYTERHUB_SERVICE_NAME given, the hub's /services/<name>/; else /.""",
-    )
+    ).tag(config=True)
 
     @default("ip")
     def _ip_default(self):
@@ -145,40 +142,35 @@ class R2DService(Application):
 
     auth_enabled = Bool(
         True,
-        config=True,
         help="""Require JupyterHub authentication. Set to False only on purpose: then
         anyone who can reach the service can build, see and cancel every build.""",
-    )
+    ).tag(config=True)
     builder_class = Unicode(
         "local",
-        config=True,
         help="""How builds run: "local" (a repo2docker process against the local Docker
         engine), "kubernetes" (build pods), or the import path of a Builder subclass.""",
-    )
+    ).tag(config=True)
     image_prefix = Unicode(
         "r2d-",
-        config=True,
         help="""Prefix of every image name. With a registry, start it with the registry's
         host (and port): "registry.example.org:5000/binder/r2d-".""",
-    )
+    ).tag(config=True)
     use_registry = Bool(
         None,
         allow_none=True,
-        config=True,
         help="""Push images to a registry and look for them there. Default: yes when
         image_prefix names a registry host or the builder is "kubernetes"; otherwise
         images stay in the local Docker engine.""",
-    )
+    ).tag(config=True)
     keepalive_interval = Float(
-        15, config=True, help="Seconds between `:keepalive` comments on idle event streams."
-    )
+        15, help="Seconds between `:keepalive` comments on idle event streams."
+    ).tag(config=True)
 
     metrics_token = Unicode(
         "",
-        config=True,
         help="""When set, /metrics answers only requests with
         `Authorization: Bearer <metrics_token>`. Default: open, like /health.""",
-    )
+    ).tag(config=True)
 
     build_manager = Any()
     authenticator = Any(None)

@@ -59,11 +59,10 @@ class R2DServiceAuth(LoggingConfigurable):
     """Authentication and permissions through JupyterHub (OAuth, API tokens, scopes)."""
 
     service_name = Unicode(
-        config=True,
         help="""The service's name in the hub's c.JupyterHub.services
         (default: $JUPYTERHUB_SERVICE_NAME, which the hub sets for a managed service).
         Users need the scope access:services!service=<name>.""",
-    )
+    ).tag(config=True)
 
     @default("service_name")
     def _service_name_default(self):
@@ -71,31 +70,27 @@ class R2DServiceAuth(LoggingConfigurable):
 
     build_scope = Unicode(
         "custom:r2dservice:build",
-        config=True,
         help="""The scope a caller needs to start new builds (define it in the hub's
         c.JupyterHub.custom_scopes and list it in the service's
         oauth_client_allowed_scopes). Callers without it still get images that
         already exist. Empty: everyone who may use the service may build.""",
-    )
+    ).tag(config=True)
     admin_scope = Unicode(
         "custom:r2dservice:admin",
-        config=True,
         help="""The scope that lets a caller see and cancel everyone's builds.
         Empty: nobody is an administrator.""",
-    )
+    ).tag(config=True)
     hub_timeout = Float(
         10,
-        config=True,
         help="""Seconds to wait for the hub to check a token. A hub that does not
         answer in time gets a 503 with a message, not a hung request.""",
-    )
+    ).tag(config=True)
     cookie_secret = Unicode(
-        config=True,
         help="""Secret (64 hex digits) that signs the login and XSRF cookies. Default:
         $R2DSERVICE_COOKIE_SECRET, else random per process (browsers then log in
         again, silently through the hub, after a restart). Set it when several
         replicas serve the same users.""",
-    )
+    ).tag(config=True)
 
     @default("cookie_secret")
     def _cookie_secret_default(self):
