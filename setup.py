@@ -54,9 +54,13 @@ setup(
             "playwright",
             "openapi-spec-validator>=0.7",
             "jsonschema>=4.18",
+            "hypothesis>=6",
+            # tests/test_lint.py: one ruff for everyone, so format checks agree
+            "ruff==0.17.6",
             # tests/test_docs.py builds the docs: the docs extra, repeated
             "sphinx>=7.2", "myst-parser>=3", "pydata-sphinx-theme>=0.15", "sphinxcontrib-openapi>=0.8",
         ],
+        "dev": ["pre-commit>=3"],
         "docs": ["sphinx>=7.2", "myst-parser>=3", "pydata-sphinx-theme>=0.15", "sphinxcontrib-openapi>=0.8"],
     },
     entry_points={
