@@ -395,7 +395,7 @@ def _scheme_before(text: str, pos: int) -> str:
         # "%2Fhttps": the run starts with the hex digits of an escape
         m = _HEX_PREFIX_RE.match(scheme)
         if m:
-            scheme = scheme[m.end():]
+            scheme = scheme[m.end() :]
     return scheme
 
 
@@ -546,7 +546,7 @@ def split_credentials(url: str) -> tuple[str, str]:
         return url, ""
     scheme, authority = m.group(1), m.group(2)
     userinfo, _, hostport = authority.rpartition("@")
-    rest = hostport + url[m.end():]
+    rest = hostport + url[m.end() :]
     shown = redact_url(url)
     if set("@?#") & set(userinfo):
         raise SpecError(
@@ -558,7 +558,10 @@ def split_credentials(url: str) -> tuple[str, str]:
         # ssh-like: the user names the key, a password has no place for git to read it
         return f"{scheme}{user}@{rest}" if user else f"{scheme}{rest}", ""
     fields = {"protocol": scheme[:-3].lower(), "host": hostport}
-    for key, raw in (("username", user if user else None), ("password", password if colon else None)):
+    for key, raw in (
+        ("username", user if user else None),
+        ("password", password if colon else None),
+    ):
         if raw is None:
             continue
         try:

@@ -580,11 +580,7 @@ async def test_git_credentials_reach_git_through_its_environment_not_argv(
     password = "p@ss w/rd:ü%41"  # every character that needs %-encoding in a URL
     seen = tmp_path / "seen"
     wrapper = tmp_path / "git-wrapper"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"printf '%s\\n' \"$*\" >> {seen}\n"
-        'exec git "$@"\n'
-    )
+    wrapper.write_text(f'#!/bin/sh\nprintf \'%s\\n\' "$*" >> {seen}\nexec git "$@"\n')
     wrapper.chmod(0o755)
     with GitHTTPServer(git_root, auth=("robot-hunter", password)) as server:
         url = server.url("demo", auth=True)
@@ -623,13 +619,21 @@ async def test_git_credentials_reach_git_through_its_environment_not_argv(
 def test_credential_env_appends_to_the_services_git_config():
     from r2dservice.providers.git import CREDENTIAL_HELPER, CREDENTIALS_ENV, credential_env
 
-    base = {"PATH": "/bin", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.proxy",
-            "GIT_CONFIG_VALUE_0": "http://proxy:3128", CREDENTIALS_ENV: "stale"}
+    base = {
+        "PATH": "/bin",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.proxy",
+        "GIT_CONFIG_VALUE_0": "http://proxy:3128",
+        CREDENTIALS_ENV: "stale",
+    }
     env = credential_env(base, "protocol=https\nhost=h\npassword=x\n")
     assert env["GIT_CONFIG_COUNT"] == "3"
     assert env["GIT_CONFIG_KEY_0"] == "http.proxy"
     assert (env["GIT_CONFIG_KEY_1"], env["GIT_CONFIG_VALUE_1"]) == ("credential.helper", "")
-    assert (env["GIT_CONFIG_KEY_2"], env["GIT_CONFIG_VALUE_2"]) == ("credential.helper", CREDENTIAL_HELPER)
+    assert (env["GIT_CONFIG_KEY_2"], env["GIT_CONFIG_VALUE_2"]) == (
+        "credential.helper",
+        CREDENTIAL_HELPER,
+    )
     assert env[CREDENTIALS_ENV].endswith("password=x\n")
     assert "password" not in CREDENTIAL_HELPER
     # no credentials: nothing git-config-shaped is added, a stale value goes

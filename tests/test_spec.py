@@ -626,7 +626,10 @@ def test_split_credentials():
         "https://github.com/o/r",
         "protocol=https\nhost=github.com\nusername=ghp_tok\n",
     )
-    assert split_credentials("HTTP://:tok@h/r") == ("HTTP://h/r", "protocol=http\nhost=h\npassword=tok\n")
+    assert split_credentials("HTTP://:tok@h/r") == (
+        "HTTP://h/r",
+        "protocol=http\nhost=h\npassword=tok\n",
+    )
     assert split_credentials("https://h/r@v1") == ("https://h/r@v1", "")
     assert split_credentials("https://h/r") == ("https://h/r", "")
     # ssh: the user names the key and stays; a password has nowhere to go
@@ -670,9 +673,7 @@ CONTEXTS = [
 ]
 
 if given is not None:
-    credential_text = st.text(
-        st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12
-    )
+    credential_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
     hosts = st.from_regex(r"[a-z][a-z0-9.-]{0,15}(:[0-9]{1,5})?", fullmatch=True)
 
     @settings(max_examples=400, deadline=None)
@@ -691,7 +692,9 @@ if given is not None:
     def test_property_http_credentials_vanish_in_any_encoding(
         scheme, user, password, host, path, times, encoder, context
     ):
-        userinfo = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
+        userinfo = quote(user, safe="") + (
+            "" if password is None else ":" + quote(password, safe="")
+        )
         url = f"{scheme}://{userinfo}@{host}/{path}"
         clean = f"{scheme}://{host}/{path}"
         encode = ENCODERS[encoder]
@@ -748,7 +751,12 @@ if given is not None:
             return
         assert clean == f"https://{host}/r"
         lines = helper.splitlines()
-        assert lines == [f"protocol=https", f"host={host}", f"username={user}", f"password={password}"]
+        assert lines == [
+            "protocol=https",
+            f"host={host}",
+            f"username={user}",
+            f"password={password}",
+        ]
         assert unquote(clean) == clean or "%" in host
 else:
 

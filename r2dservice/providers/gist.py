@@ -28,18 +28,16 @@ class GistRepoProvider(GitHubAPIProvider):
 
     html_base_url = Unicode(
         "https://gist.github.com",
-        config=True,
         help="Base URL of gist pages and clone URLs: <html_base_url>/<owner>/<id>.git",
-    )
+    ).tag(config=True)
     allow_secret_gist = Bool(
         False,
-        config=True,
         help="""Build secret gists too.
 
         A secret gist is unlisted, not private: anyone with its link can read it, but
         its author may not expect it to be built and shared from here.
         """,
-    )
+    ).tag(config=True)
 
     def detect_regex(self) -> str:
         return f"^({js_host_pattern(self.html_base_url)})?(?<repo>.*[^/])/?"

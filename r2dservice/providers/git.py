@@ -28,9 +28,9 @@ CREDENTIALS_ENV = "R2DSERVICE_GIT_CREDENTIALS"
 # the credentials, but only when git asks about their host (a redirect elsewhere gets
 # nothing). Its command line holds only this text.
 CREDENTIAL_HELPER = (
-    "!f() { test \"$1\" = get || exit 0; "
+    '!f() { test "$1" = get || exit 0; '
     f"want=$(printf '%s\\n' \"${CREDENTIALS_ENV}\" | grep '^host='); "
-    f"grep -qxF \"$want\" && printf '%s\\n' \"${CREDENTIALS_ENV}\"; }}; f"
+    f'grep -qxF "$want" && printf \'%s\\n\' "${CREDENTIALS_ENV}"; }}; f'
 )
 
 
@@ -53,6 +53,7 @@ def credential_env(base: dict, credentials: str) -> dict:
     env["GIT_CONFIG_COUNT"] = str(count)
     env[CREDENTIALS_ENV] = credentials
     return env
+
 
 # what git says when the repository is missing or wants credentials it cannot prompt for
 _NOT_FOUND = re.compile(
@@ -106,19 +107,17 @@ class GitRepoProvider(RepoProvider):
     allowed_schemes = Set(
         Unicode(),
         default_value=set(DEFAULT_GIT_SCHEMES),
-        config=True,
         help="""URL schemes people may ask for: https, http, git, ssh, file.
 
         Leave file out unless the repositories on the service's own disk are meant to
         be built. git itself is held to the same list (GIT_ALLOW_PROTOCOL).
         """,
-    )
+    ).tag(config=True)
     timeout = Float(
         30.0,
-        config=True,
         help="Seconds `git ls-remote` may take before the request fails (503).",
-    )
-    git_command = Unicode("git", config=True, help="The git executable.")
+    ).tag(config=True)
+    git_command = Unicode("git", help="The git executable.").tag(config=True)
 
     def parse(self, spec: str) -> RepoSpec:
         return parse_spec(self.name, spec, allowed_schemes=self.allowed_schemes)

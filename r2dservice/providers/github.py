@@ -28,21 +28,19 @@ class GitHubAPIProvider(HTTPRepoProvider):
 
     api_base_url = Unicode(
         "https://api.github.com",
-        config=True,
         help="""Base URL of the GitHub REST API.
 
         For GitHub Enterprise Server: https://<host>/api/v3
         """,
-    )
+    ).tag(config=True)
     access_token = Unicode(
-        config=True,
         help="""Token for the GitHub API, sent as `Authorization: Bearer <token>`.
 
         Raises the rate limit from 60 to 5000 requests an hour and lets the service see
         the private repositories the token can read. Loaded from $GITHUB_ACCESS_TOKEN
         by default.
         """,
-    )
+    ).tag(config=True)
 
     @default("access_token")
     def _access_token_default(self):
@@ -139,17 +137,15 @@ class GitHubRepoProvider(GitHubAPIProvider):
 
     html_base_url = Unicode(
         "https://github.com",
-        config=True,
         help="""Base URL of GitHub's web pages and clone URLs.
 
         repo2docker clones <html_base_url>/<owner>/<repo>.
         """,
-    )
+    ).tag(config=True)
     etag_cache_size = Integer(
         1024,
-        config=True,
         help="How many ETags of resolved refs to keep; a 304 answer costs no rate limit.",
-    )
+    ).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

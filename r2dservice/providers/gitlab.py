@@ -29,40 +29,36 @@ class GitLabRepoProvider(HTTPRepoProvider):
 
     base_url = Unicode(
         "https://gitlab.com",
-        config=True,
         help="""Base URL of the GitLab instance: its web pages and clone URLs.
 
         repo2docker clones <base_url>/<project path>.git.
         """,
-    )
+    ).tag(config=True)
     api_base_url = Unicode(
-        config=True,
         help="Base URL of the GitLab REST API. Default: <base_url>/api/v4",
-    )
+    ).tag(config=True)
 
     @default("api_base_url")
     def _api_base_url_default(self):
         return self.base_url.rstrip("/") + "/api/v4"
 
     private_token = Unicode(
-        config=True,
         help="""GitLab personal, project or group access token, sent as `PRIVATE-TOKEN`.
 
         Needed for private projects. Loaded from $GITLAB_PRIVATE_TOKEN by default.
         """,
-    )
+    ).tag(config=True)
 
     @default("private_token")
     def _private_token_default(self):
         return os.environ.get("GITLAB_PRIVATE_TOKEN", "")
 
     access_token = Unicode(
-        config=True,
         help="""GitLab OAuth2 access token, sent as `Authorization: Bearer`.
 
         Loaded from $GITLAB_ACCESS_TOKEN by default. private_token wins if both are set.
         """,
-    )
+    ).tag(config=True)
 
     @default("access_token")
     def _access_token_default(self):

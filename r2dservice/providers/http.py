@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import aiohttp
 from traitlets import Bool, Float, Unicode
@@ -32,19 +32,16 @@ class HTTPRepoProvider(RepoProvider):
 
     request_timeout = Float(
         10.0,
-        config=True,
         help="Seconds to wait for the repository host's API before giving up (503).",
-    )
+    ).tag(config=True)
     user_agent = Unicode(
         f"r2dservice/{__version__}",
-        config=True,
         help="User-Agent sent to the repository host's API.",
-    )
+    ).tag(config=True)
     trust_env = Bool(
         True,
-        config=True,
         help="Use the HTTP(S)_PROXY / NO_PROXY environment variables (and .netrc) for API calls.",
-    )
+    ).tag(config=True)
 
     _session: aiohttp.ClientSession | None = None
 

@@ -31,25 +31,22 @@ class Resolver(LoggingConfigurable):
             "git": GitRepoProvider,
             "gist": GistRepoProvider,
         },
-        config=True,
         help="""The repository providers, by spec prefix: {"gh": GitHubRepoProvider, ...}.
 
         Values are RepoProvider subclasses or their import strings
         ("mypackage.MyProvider"); a provider's `name` must equal its prefix. Drop an
         entry to turn a provider off; the order is the order of describe().
         """,
-    )
+    ).tag(config=True)
     cache_ttl = Float(
         60.0,
-        config=True,
         help="""Seconds a resolved ref is reused before asking the provider again; 0 turns
         the cache off. A new commit on a branch is built at most this much later.""",
-    )
+    ).tag(config=True)
     cache_size = Integer(
         4096,
-        config=True,
         help="At most this many resolutions are cached (least recently used go first).",
-    )
+    ).tag(config=True)
     clock = Callable(time.monotonic, help="The clock for cache expiry (tests inject a fake one).")
 
     @validate("providers")

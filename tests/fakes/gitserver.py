@@ -20,9 +20,9 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import quote
 
 import pytest
@@ -125,7 +125,7 @@ class GitDaemon:
     def url(self, name: str) -> str:
         return f"git://127.0.0.1:{self.port}/{name}"
 
-    def start(self) -> "GitDaemon":
+    def start(self) -> GitDaemon:
         self.root.mkdir(parents=True, exist_ok=True)
         for _attempt in range(3):  # the free port may be taken before the daemon binds it
             self.port = free_port()
@@ -166,7 +166,7 @@ class GitDaemon:
             self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> "GitDaemon":
+    def __enter__(self) -> GitDaemon:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -195,7 +195,7 @@ class GitHTTPServer:
             userinfo = f"{quote(self.auth[0], safe='')}:{quote(self.auth[1], safe='')}@"
         return f"http://{userinfo}127.0.0.1:{self.port}/{name}"
 
-    def start(self) -> "GitHTTPServer":
+    def start(self) -> GitHTTPServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -210,7 +210,7 @@ class GitHTTPServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "GitHTTPServer":
+    def __enter__(self) -> GitHTTPServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -309,7 +309,7 @@ class BlackHole:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> "BlackHole":
+    def __enter__(self) -> BlackHole:
         return self
 
     def __exit__(self, *exc) -> None:
