@@ -133,7 +133,7 @@ class FakeForge:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeForge":
+    async def __aenter__(self) -> FakeForge:
         await self.start()
         return self
 
