@@ -28,6 +28,8 @@ from .spec import SpecError, redact, redact_url
 # Builds end in one of these states; "queued" and "running" come before.
 FINISHED_STATES = frozenset({"ready", "failed", "cancelled"})
 
+STOPPED_DURING = "The service stopped during this build. Request it again to build anew."
+
 def ready_fields(request: BuildRequest, ref_url: str = "", persistent_spec: str = "") -> dict[str, Any]:
     """BinderHub's extra fields of a `ready` event (besides imageName)."""
     pinned = f"v2/{request.provider}/{persistent_spec}" if persistent_spec else ""
@@ -245,6 +247,9 @@ class BuildManager(LoggingConfigurable):
         self._stopping = False
         self._checks: dict[str, asyncio.Future] = {}  # image -> registry check in flight
         self._latest: dict[str, Build] = {}  # image name -> its newest build still in memory
+        # The build records (records.Records) when a store keeps them: resume and
+        # adoption read from it, and new builds wait while it cannot write.
+        self.history = None
 
     @default("log")
     def _log_default(self):
@@ -252,7 +257,8 @@ class BuildManager(LoggingConfigurable):
 
     # --- observation -------------------------------------------------------
     def add_listener(self, listener: Callable[[str, Build], Any]) -> None:
-        """`listener(what, build)` with what in {"created", "started", "finished"}."""
+        """`listener(what, build)`, what in {"created", "started", "requested",
+        "withdrawn", "finished"}."""
         self._listeners.append(listener)
 
     def _notify(self, what: str, build: Build) -> None:
@@ -371,10 +377,15 @@ class BuildManager(LoggingConfigurable):
 
     async def _submit(self, provider, spec, user, may_build, resume_after) -> tuple[Build, str]:
         resolved, image = await self._resolve(provider, spec)
-        latest = self._latest.get(image)
-        if resume_after and latest is not None and resume_after <= latest.last_event_id:
-            latest.add_requester(user)  # they asked for this spec, as a joiner does
-            return latest, "resumed"
+        if resume_after:
+            latest = self._latest.get(image)
+            if latest is None and self.history is not None:
+                latest = await self.history.latest(image)  # from before a restart
+            if latest is not None and resume_after <= latest.last_event_id:
+                if not latest.done:
+                    latest.add_requester(user)  # they asked for this spec, as a joiner does
+                    self._notify("requested", latest)
+                return latest, "resumed"
         joined = self._join(image, user)
         if joined is not None:
             return joined, "joined"
@@ -398,6 +409,12 @@ class BuildManager(LoggingConfigurable):
             raise BuildRejected(
                 f"{image} has not been built yet, and you may not start builds.", 403
             )
+        if self.history is not None and not self.history.accepting():
+            raise BuildRejected(
+                "New builds are paused: the build records database does not answer. "
+                "Images that exist are still served; try again in a few minutes.",
+                503,
+            )
         if self.max_queue_length and len(self._queue) >= self.max_queue_length:
             raise BuildRejected(
                 f"Too many builds are waiting ({len(self._queue)}); try again in a few minutes.",
@@ -408,8 +425,9 @@ class BuildManager(LoggingConfigurable):
 
     def _join(self, image: str, user: str) -> Build | None:
         active = self._active.get(image)
-        if active is not None:
+        if active is not None and (not active.requested_by(user) or user in active.withdrawn):
             active.add_requester(user)
+            self._notify("requested", active)  # only news is recorded
         return active
 
     # --- queue and run -----------------------------------------------------
@@ -455,11 +473,11 @@ class BuildManager(LoggingConfigurable):
                 )
             )
 
-    def _start(self, build: Build, run) -> None:
+    def _start(self, build: Build, run, message: str = "Build starting...\n") -> None:
         build.state = "running"
-        build.started = time.time()
+        build.started = build.started or time.time()
         self._running.add(build)
-        build.emit(Event("waiting", "Build starting...\n", {"position": 0}))
+        build.emit(Event("waiting", message, {"position": 0}))
         build.task = asyncio.create_task(self._run(build, run), name=f"build-{build.id}")
         # A task cancelled before its first step never runs _run's handlers: the
         # callback finishes the build whatever happened to the coroutine.
@@ -480,7 +498,9 @@ class BuildManager(LoggingConfigurable):
         except BuildFailed as e:
             self._finish(build, "failed", failed(scrub(e.message)))
         except asyncio.CancelledError:
-            if not self._detaching():
+            if self._stopping and not self._detaching():
+                self._finish(build, "failed", failed(STOPPED_DURING))
+            elif not self._detaching():
                 self._finish(build, "cancelled", self._cancelled_event(build))
             raise
         except Exception as e:
@@ -550,6 +570,7 @@ class BuildManager(LoggingConfigurable):
             reason = "Build cancelled by an administrator." if by else "Build cancelled."
         else:
             build.withdrawn.add(by)
+            self._notify("withdrawn", build)
             if build.wanted_by:
                 self.log.info(
                     "%s withdrew from build %s; %d still want it",
@@ -569,10 +590,14 @@ class BuildManager(LoggingConfigurable):
     async def start(self) -> None:
         """Adopt builds the builder finds already running (after a restart)."""
         for request in await self.builder.start():
-            # The commit page and pinned spec are not in the pod; the rest is.
-            build = Build(request, ready_fields(request), max_log_bytes=self.max_log_bytes)
+            build = await self.history.restore(request) if self.history is not None else None
+            message = "Following the build again after a restart of the service.\n"
+            if build is None:
+                # The commit page and pinned spec are not in the pod; the rest is.
+                build = Build(request, ready_fields(request), max_log_bytes=self.max_log_bytes)
+                message = "Build starting...\n"
             self._register(build)
-            self._start(build, self.builder.follow)
+            self._start(build, self.builder.follow, message)
             self.log.info("Adopted running build %s of %s", request.name, request.image_name)
 
     async def stop(self, reason: str = "r2dservice is shutting down") -> None:

@@ -54,6 +54,41 @@ class EventLog:
             self._dropped_phase = gone.phase
         return self.last_id
 
+    @classmethod
+    def restore(cls, pairs, max_bytes: int = 0) -> "EventLog":
+        """A log rebuilt from stored (id, event) pairs in order, ids as they were.
+
+        A stored log may have a gap: the middle a bounded log dropped (its marker
+        stands at the gap's last id) or events that were never written (a crash
+        between writes). Either way the gap becomes the dropped middle again.
+        """
+        log = cls(0)
+        log.max_bytes = max_bytes
+        for event_id, event in pairs:
+            if event_id <= log.last_id:
+                continue  # a repeat: ids only grow
+            gap = event_id - log.last_id - 1
+            marker = "truncated" in event.extra
+            if gap or marker:
+                if not log._dropped and not log._tail:
+                    log._dropped = gap + (1 if marker else 0)
+                else:  # a second gap: the tail so far joins the dropped middle
+                    log._dropped += len(log._tail) + gap + (1 if marker else 0)
+                    log._tail.clear()
+                    log._tail_bytes = 0
+                if marker:
+                    counts = event.extra.get("truncated") or {}
+                    log._dropped_bytes = int(counts.get("bytes", 0)) if isinstance(counts, dict) else 0
+                    log._dropped_phase = event.phase
+                    continue
+            if log._dropped:
+                log._tail.append(event)
+                log._tail_bytes += event_size(event)
+            else:
+                log._head.append(event)
+                log._head_bytes += event_size(event)
+        return log
+
     # --- reading ---
     @property
     def last_id(self) -> int:

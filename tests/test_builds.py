@@ -249,12 +249,16 @@ async def test_wait_times_out_for_keepalives(parts):
     assert await build.wait(n, timeout=1) is True
 
 
-async def test_stop_cancels_local_builds(parts):
+async def test_stop_fails_local_builds_and_drops_queued_ones_with_a_reason(parts):
     manager, builder, _ = parts
+    manager.concurrent_build_limit = 1
     build = await manager.request("gh", "o/r/a")
+    queued = await manager.request("gh", "o/r/b")
     await wait_started(builder, 1)
     await manager.stop()
-    assert build.state == "cancelled"
+    assert build.state == "failed" and builder.cancelled == [build.image_name]
+    assert build.events[-1].message == "The service stopped during this build. Request it again to build anew.\n"
+    assert queued.state == "cancelled" and "shutting down" in queued.events[-1].message
 
 
 # --- races, shared builds, resume, bounded logs ---------------------------------------

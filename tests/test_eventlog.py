@@ -71,3 +71,25 @@ def test_text_is_every_kept_message_with_the_marker():
     fill(log, 200)
     text = log.text()
     assert text.startswith("000000") and text.rstrip().endswith("x") and "were dropped here" in text
+
+
+@pytest.mark.parametrize("max_bytes", [0, 30 * (100 + EVENT_OVERHEAD)])
+def test_restore_gives_back_the_same_log(max_bytes):
+    log = EventLog(max_bytes)
+    fill(log, 500)
+    restored = EventLog.restore(log.after(0), max_bytes)
+    assert restored.last_id == log.last_id and restored.dropped == log.dropped
+    for after in (0, 5, 100, 250, 499, 500):
+        assert [(i, e.message) for i, e in restored.after(after)] == [
+            (i, e.message) for i, e in log.after(after)
+        ]
+
+
+def test_restore_of_a_log_with_a_hole_marks_it():
+    log = EventLog(0)
+    fill(log, 10)
+    pairs = [p for p in log.after(0) if not 4 <= p[0] <= 6]
+    restored = EventLog.restore(pairs)
+    assert restored.last_id == 10 and restored.dropped == 3
+    got = restored.after(2)
+    assert [i for i, _ in got] == [3, 6, 7, 8, 9, 10] and "truncated" in got[1][1].extra
