@@ -131,9 +131,12 @@ def _format_error(provider: str, spec: str, problem: str) -> SpecError:
         url = unquote(head, errors="replace")
         if redact_url(url) != url:
             spec = f"{quote(redact_url(url), safe='')}{sep}{tail}"
+    # any URL in the spec or the problem (a ref may be one) loses its credentials too
     return SpecError(
-        f"{provider}/{spec} is not a valid spec: {problem}. "
-        f"Expected {FORMATS[provider]}, for example {EXAMPLES[provider]}"
+        redact(
+            f"{provider}/{spec} is not a valid spec: {problem}. "
+            f"Expected {FORMATS[provider]}, for example {EXAMPLES[provider]}"
+        )
     )
 
 

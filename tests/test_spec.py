@@ -581,6 +581,8 @@ def test_git_error_messages_hide_encoded_credentials():
         "https%3A%2F%2Fuser%3Ahunter22%40h/ma..in",
         "https%253A%252F%252Fuser%253Ahunter22%2540h/main",  # not a URL once decoded
         "https%3A%2F%2Fuser%3Ahunter22%40/main",  # no host
+        "https%3A%2F%2Fh%2Fr/https:%2F%2Fuser:hunter22@h",  # a URL as the ref
+        "https%3A%2F%2Fh%2Fr/https%3A%2F%2Fuser%3Ahunter22%40h",
     ]:
         with pytest.raises(SpecError) as e:
             parse_spec("git", spec)
