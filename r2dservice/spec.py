@@ -557,9 +557,6 @@ def split_credentials(url: str) -> tuple[str, str]:
             "%-encode them (%40, %3F, %23)"
         )
     user, colon, password = userinfo.partition(":")
-    if "http" not in scheme.lower():
-        # ssh-like: the user names the key, a password has no place for git to read it
-        return f"{scheme}{user}@{rest}" if user else f"{scheme}{rest}", ""
     fields = {"protocol": scheme[:-3].lower(), "host": hostport}
     for key, raw in (
         ("username", user if user else None),
@@ -581,5 +578,8 @@ def split_credentials(url: str) -> tuple[str, str]:
                 f"the {what} in the clone URL {shown!r} contains {problem}, which git "
                 "credentials cannot carry"
             )
+    if "http" not in scheme.lower():
+        # ssh-like: the user names the key, a password has no place for git to read it
+        return f"{scheme}{user}@{rest}" if user else f"{scheme}{rest}", ""
     lines = [f"{key}={value}" for key, value in fields.items()]
     return scheme + rest, "\n".join(lines) + "\n"
