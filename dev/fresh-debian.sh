@@ -139,12 +139,28 @@ else
 fi
 # Stop the hub (it stops r2dservice and its proxy); dockerd and the registry keep running
 # in their own sessions, for dev/test.sh.
+group() {  # the live processes of the group: "pid command" lines (no ps in minbase)
+    local f st
+    for f in /proc/[0-9]*/stat; do
+        st=$(cat "$f" 2>/dev/null) || continue
+        set -- ${st##*) }
+        [ "$4" = "$RUN_PGID" ] && [ "$1" != Z ] && echo "${f//[!0-9]/} $(tr "\0" " " <"${f%stat}cmdline" | cut -c1-150)"
+    done
+}
+T_STOP=$SECONDS
 kill -TERM -- "-$RUN_PGID" 2>/dev/null
-for _ in $(seq 60); do kill -0 -- "-$RUN_PGID" 2>/dev/null || break; sleep 0.5; done
-kill -KILL -- "-$RUN_PGID" 2>/dev/null
+for i in $(seq 60); do
+    [ -n "$(group)" ] || break
+    [ "$i" != 10 ] || { say "still running 5s after SIGTERM:"; group; }
+    sleep 0.5
+done
+if [ -n "$(group)" ]; then
+    say "still running 30s after SIGTERM, killing:"; group
+    kill -KILL -- "-$RUN_PGID" 2>/dev/null
+fi
 wait "$RUN_PGID" 2>/dev/null
 [ -n "$up" ] || exit 10
-say "dev/run.sh stopped"
+say "dev/run.sh stopped ($((SECONDS - T_STOP))s after SIGTERM)"
 [ -z "$RUN_ONLY" ] || exit 0
 
 say "bash dev/test.sh $*"
