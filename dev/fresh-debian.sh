@@ -220,7 +220,8 @@ log "source: a fresh clone of HEAD ($COMMIT)"
 # 3. The container: privileged (it runs dockerd), its own network namespace on Docker's
 # bridge, no published ports, /var/lib/docker on a volume.
 docker volume create "$VOLUME" >/dev/null
-container_args=(--name "$NAME" --hostname fresh-debian -v "$VOLUME:/var/lib/docker"
+# --init: a PID 1 that reaps orphans, as on a real machine (`sleep` would leave zombies).
+container_args=(--name "$NAME" --hostname fresh-debian --init -v "$VOLUME:/var/lib/docker"
     -e R2DSERVICE_IN_FRESH_CHECK=1)
 if ! docker run -d --privileged "${container_args[@]}" "$IMAGE" sleep infinity >/dev/null 2>"$SRC/run.err"; then
     # Where the host's own capability bounding set lacks a capability (a VM or container
