@@ -30,7 +30,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["r2dservice", "r2dservice.*"]),
     include_package_data=True,
-    package_data={"r2dservice": ["*.yaml"]},
+    # the build store's Alembic revisions run from the installed package (no alembic.ini)
+    package_data={"r2dservice": ["*.yaml", "migrations/*.mako", "migrations/*.md"]},
     data_files=data_files(),
     install_requires=[
         "tornado>=6.2",
@@ -40,6 +41,9 @@ setup(
         "jupyter-repo2docker>=2025.8",
         "escapism>=1.0",
         "sqlalchemy>=2",
+        "alembic>=1.13",
+        # PostgreSQL for build records (c.R2DService.db_url = "postgresql://...")
+        "psycopg[binary]>=3.1",
         "prometheus_client>=0.17",
         "kubernetes_asyncio>=29",
         "pyyaml",
