@@ -471,6 +471,9 @@ class BuildStore(LoggingConfigurable):
             raise StoreError(f"cannot use database URL {url!r}: {e}") from None
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="r2dservice-store-write")
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="r2dservice-store-read")
+        if url.get_backend_name() == "sqlite" and sqlite_path(url) is None:
+            # in-memory sqlite (tests): one shared connection, so one thread for everything
+            self._read_pool = self._write_pool
         self._wake = asyncio.Event()  # something was queued
         self._urgent = asyncio.Event()  # flush() waits: write without gathering more
         self._done = asyncio.Condition()

@@ -181,6 +181,19 @@ async def test_a_database_from_newer_code_is_refused(db_url):
         await make_store(db_url).start()
 
 
+async def test_in_memory_sqlite_for_tests():
+    store = make_store("sqlite://")
+    await store.start()
+    try:
+        r = record()
+        store.save(r)
+        store.append_events(r.id, events(1, 3))
+        await store.flush()
+        assert await store.get(r.id) == r and await store.events(r.id) == events(1, 3)
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize("url", ["nosuchdb://x/y", "not a url"])
 async def test_a_bad_url_is_a_store_error(url):
     with pytest.raises(StoreError):
