@@ -28,7 +28,9 @@ from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
 from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
+from .records import MemoryHistory, Records
 from .spec import redact
+from .store import BuildStore, StoreError
 
 BUILDERS = {
     "local": "r2dservice.builders.local.LocalBuilder",
@@ -62,7 +64,7 @@ def configurable_classes(kubernetes: bool = True) -> list[type]:
     """Every class the service's configuration reaches (for config files and docs)."""
     classes = [
         R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
-        RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(),
+        RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(), BuildStore,
     ]
     if kubernetes:
         from .builders.kubernetes import KubernetesBuilder
@@ -166,6 +168,15 @@ class R2DService(Application):
         15, help="Seconds between `:keepalive` comments on idle event streams."
     ).tag(config=True)
 
+    db_url = Unicode(
+        "sqlite:///r2dservice.sqlite",
+        help="""Where build records (every build, its requesters and its log) are kept:
+        a SQLAlchemy URL. Default: a sqlite file in the working directory, as
+        JupyterHub's. Use PostgreSQL ("postgresql://user:password@host/db") to share
+        one history between several replicas. "" keeps builds in memory only, for
+        c.BuildManager.finished_build_retention seconds.""",
+    ).tag(config=True)
+
     metrics_token = Unicode(
         "",
         help="""When set, /metrics answers only requests with
@@ -173,6 +184,8 @@ class R2DService(Application):
     ).tag(config=True)
 
     build_manager = Any()
+    store = Any(None)
+    history = Any()
     authenticator = Any(None)
     builder = Any()
     registry = Any()
@@ -288,6 +301,12 @@ class R2DService(Application):
             image_prefix=self.image_prefix,
         )
         observe_builds(self.build_manager)
+        if self.db_url:
+            self.store = BuildStore(parent=self, log=self.log, db_url=self.db_url)
+            builder_name = self.builder_class if self.builder_class in BUILDERS else builder_path
+            self.history = Records(self.build_manager, self.store, builder=builder_name)
+        else:
+            self.history = MemoryHistory(self.build_manager)
 
     def init_auth(self) -> None:
         """JupyterHub authentication, from the JUPYTERHUB_* environment a hub gives
@@ -338,6 +357,7 @@ class R2DService(Application):
         return tornado.web.Application(
             self.routes(),
             build_manager=self.build_manager,
+            history=self.history,
             base_url=self.base_url,
             keepalive_interval=self.keepalive_interval,
             health_checks=self.health_checks,
@@ -389,7 +409,15 @@ class R2DService(Application):
         print(f"Wrote {path}")
 
     async def serve(self) -> None:
+        if self.store is not None:
+            try:
+                await self.store.start()
+            except StoreError as e:
+                self.exit_with(f"c.R2DService.db_url: {e}")
+            await self.history.start()
         await self.build_manager.start()
+        if self.store is not None:
+            await self.history.settle()
         self.http_server = HTTPServer(self.make_app(), xheaders=True, idle_connection_timeout=3600)
         self.http_server.listen(self.port, self.ip)
         self.log.info("r2dservice %s listening on http://%s:%d%s", __version__, self.ip, self.port, self.base_url)
@@ -405,6 +433,9 @@ class R2DService(Application):
         self.log.info("Shutting down")
         self.http_server.stop()
         await self.build_manager.stop()
+        if self.store is not None:
+            await self.history.stop()
+            await self.store.close()
         await self.registry.close()
         await self.resolver.close()
         if self.authenticator is not None:

@@ -95,6 +95,8 @@ class Build:
         self.requesters: dict[str, float] = {}  # user -> when they first asked
         self.withdrawn: set[str] = set()  # requesters who cancelled their request
         self.task: asyncio.Task | None = None
+        self.found = False  # no build ran: the image was found in the registry
+        self.remote = False  # recorded as running, but by another replica
         self._changed = asyncio.get_running_loop().create_future()
         self.add_requester(request.user)
 
@@ -102,6 +104,7 @@ class Build:
     def already_built(cls, request: BuildRequest, ready_extra: dict) -> "Build":
         """A finished pseudo-build for an image found in the registry: one `ready` event."""
         build = cls(request, ready_extra)
+        build.found = True
         build.state = "ready"
         build.started = build.finished = build.created
         build.emit(Event("ready", "Done! Found built image\n", build.ready_event_fields()))

@@ -1,22 +1,53 @@
-"""The REST API under <prefix>api/: builds as resources, image lookup, providers."""
+"""The REST API under <prefix>api/: builds as resources, image lookup, providers.
+
+Builds come from the history (records.Records, or MemoryHistory without a store):
+live ones from memory, finished and older ones from the build records, alike.
+"""
 from __future__ import annotations
+
+import datetime
 
 from tornado import web
 
-from ..builds import BuildRejected
+from ..builds import FINISHED_STATES, BuildRejected
 from ..spec import split_spec
+from ..store import StoreUnavailable
 from .base import BaseHandler
-from .sse import last_event_id, start_sse, stream_build
-
-
-from ..builds import FINISHED_STATES
+from .sse import last_event_id, start_sse, stream_build, stream_remote
 
 STATES = ("queued", "running", *sorted(FINISHED_STATES))
+MAX_PAGE = 200
+
+
+def parse_time(name: str, value: str) -> float:
+    """Epoch seconds, or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise web.HTTPError(
+            400, "%s=%s is neither epoch seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)", name, value
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.timestamp()
 
 
 class APIHandler(BaseHandler):
-    def build_or_404(self, build_id: str):
-        build = self.manager.get(build_id)
+    @property
+    def history(self):
+        return self.settings["history"]
+
+    async def build_or_404(self, build_id: str, *, with_log: bool = False):
+        try:
+            build = await self.history.get(build_id)
+            if build is not None and with_log:
+                build = await self.history.load_log(build)
+        except StoreUnavailable as e:
+            raise web.HTTPError(503, "Build records are unavailable: %s", e.message) from None
         if build is None or not build.visible_to(self.caller):
             raise web.HTTPError(404, "No build with id %s", build_id)
         return build
@@ -32,7 +63,7 @@ class APIHandler(BaseHandler):
                 d["cancelled_by"] = None
         d["withdrawn"] = caller.name in build.withdrawn
         base = self.settings["base_url"]
-        if self.manager.get(build.id) is None:
+        if build.found:
             # An image found in the registry: no build ran, nothing to link to.
             d["links"] = {}
             return d
@@ -46,21 +77,57 @@ class APIHandler(BaseHandler):
 
 
 class BuildsHandler(APIHandler):
-    def get(self):
-        """List the builds the caller may see, newest first; ?state= filters."""
+    def filters(self) -> dict:
+        """The query's filters, checked; `user` narrowed to the caller unless admin."""
         states = set(self.get_query_arguments("state"))
         unknown = states.difference(STATES)
         if unknown:
             raise web.HTTPError(
                 400, "Unknown state %s; use one of %s", ", ".join(sorted(unknown)), ", ".join(STATES)
             )
-        builds = [
-            b
-            for b in self.manager.builds()
-            if b.visible_to(self.caller) and (not states or b.state in states)
-        ]
-        builds.sort(key=lambda b: b.created, reverse=True)
-        self.write_json({"builds": [self.build_json(b) for b in builds]})
+        caller = self.caller
+        user = self.get_query_argument("user", None)
+        if not caller.is_admin:
+            if user not in (None, caller.name):
+                raise web.HTTPError(403, "Only admins may list other users' builds.")
+            user = caller.name
+        try:
+            limit = int(self.get_query_argument("limit", "50"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_PAGE:
+            raise web.HTTPError(400, "limit must be a whole number from 1 to %d", MAX_PAGE)
+        since, until = (self.get_query_argument(k, None) for k in ("since", "until"))
+        return {
+            "user": user,
+            "states": states,
+            "spec": self.get_query_argument("spec", ""),
+            "image": self.get_query_argument("image", ""),
+            "since": parse_time("since", since) if since else None,
+            "until": parse_time("until", until) if until else None,
+            "cursor": self.get_query_argument("cursor", None),
+            "limit": limit,
+        }
+
+    async def get(self):
+        """The builds the caller may see, newest first, a page at a time."""
+        filters = self.filters()
+        try:
+            builds, cursor = await self.history.list(**filters)
+        except StoreUnavailable as e:
+            raise web.HTTPError(503, "Build records are unavailable: %s", e.message) from None
+        except ValueError as e:  # a cursor that is not one of ours
+            raise web.HTTPError(400, "%s", e) from None
+        next_url = None
+        if cursor:
+            args = {k: v for k, v in self.request.query_arguments.items() if k != "cursor"}
+            query = "&".join(
+                f"{k}={web.url_escape(v.decode(), plus=False)}" for k, vs in args.items() for v in vs
+            )
+            next_url = f"{self.settings['base_url']}api/builds?{query + '&' if query else ''}cursor={web.url_escape(cursor, plus=False)}"
+        self.write_json(
+            {"builds": [self.build_json(b) for b in builds], "next": next_url, "cursor": cursor}
+        )
 
     async def post(self):
         """Start a build, or join the running build of the same image.
@@ -89,18 +156,25 @@ class BuildsHandler(APIHandler):
 
 
 class BuildHandler(APIHandler):
-    def get(self, build_id: str):
-        self.write_json(self.build_json(self.build_or_404(build_id)))
+    async def get(self, build_id: str):
+        self.write_json(self.build_json(await self.build_or_404(build_id)))
 
 
 class CancelHandler(APIHandler):
-    def post(self, build_id: str):
+    async def post(self, build_id: str):
         """An admin's cancel stops the build for everyone. Anyone else withdraws their own
         request: the build stops when nobody who asked for it still wants it, and goes
         on (200, `withdrawn: true`) for the others otherwise."""
-        build = self.build_or_404(build_id)
+        build = await self.build_or_404(build_id)
         if build.done:
             raise web.HTTPError(409, "Build %s has already ended (%s).", build_id, build.state)
+        if self.manager.get(build_id) is None:
+            raise web.HTTPError(
+                409,
+                "Build %s runs in another replica of this service; cancel it through that one "
+                "(or after it has adopted the build).",
+                build_id,
+            )
         caller = self.caller
         self.manager.cancel(build_id, by=caller.name, for_all=caller.is_admin)
         # A queued build is cancelled at once; a running one once its builder stops.
@@ -110,15 +184,19 @@ class CancelHandler(APIHandler):
 
 class EventsHandler(APIHandler):
     async def get(self, build_id: str):
-        build = self.build_or_404(build_id)
+        build = await self.build_or_404(build_id, with_log=True)
         start_sse(self)
-        await stream_build(self, build, last_event_id(self), self.settings["keepalive_interval"])
+        keepalive = self.settings["keepalive_interval"]
+        if build.remote:
+            await stream_remote(self, self.history, build, last_event_id(self), keepalive)
+        else:
+            await stream_build(self, build, last_event_id(self), keepalive)
 
 
 class LogHandler(APIHandler):
-    def get(self, build_id: str):
+    async def get(self, build_id: str):
         """The build's log as plain text (every event's message, in order)."""
-        build = self.build_or_404(build_id)
+        build = await self.build_or_404(build_id, with_log=True)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(build.log.text())
 
@@ -147,3 +225,4 @@ class NotFoundHandler(APIHandler):
 
     def prepare(self):
         raise web.HTTPError(404, "No such API route: %s", self.request.path)
+

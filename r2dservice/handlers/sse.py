@@ -61,3 +61,17 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
         return
     finally:
         VIEWERS.dec()
+
+
+async def stream_remote(handler, history, build, after: int, keepalive: float) -> None:
+    """Like stream_build, for a build another replica runs: its events come from the
+    build records as that replica writes them (within about a second)."""
+    VIEWERS.inc()
+    try:
+        async for item in history.follow_remote(build, after, keepalive):
+            handler.write(KEEPALIVE if item is None else encode_sse(item[1], item[0]))
+            await handler.flush()
+    except StreamClosedError:
+        return
+    finally:
+        VIEWERS.dec()
