@@ -390,6 +390,14 @@ class R2DService(Application):
             checks.append({"service": "images", "ok": True})
         except RegistryError as e:
             checks.append({"service": "images", "ok": False, "message": str(e)})
+        if self.store is not None:
+            ok = self.store.healthy
+            # Not critical: images that exist are still served without the records, so
+            # a database outage must not take every replica out of a load balancer.
+            checks.append(
+                {"service": "records", "ok": ok, "critical": False}
+                | ({} if ok else {"message": "the build records database does not answer; new builds wait"})
+            )
         checks.append(
             {
                 "service": "builds",

@@ -97,6 +97,9 @@ class Build:
         self.task: asyncio.Task | None = None
         self.found = False  # no build ran: the image was found in the registry
         self.remote = False  # recorded as running, but by another replica
+        # A recorded build shown without its log (a listing) knows these from the record.
+        self.recorded_last_id = 0
+        self.recorded_message = ""
         self._changed = asyncio.get_running_loop().create_future()
         self.add_requester(request.user)
 
@@ -120,7 +123,7 @@ class Build:
 
     @property
     def last_event_id(self) -> int:
-        return self.log.last_id
+        return self.log.last_id or self.recorded_last_id
 
     @property
     def events(self) -> list[Event]:
@@ -201,7 +204,7 @@ class Build:
             "started": self.started,
             "finished": self.finished,
             "last_event_id": self.last_event_id,
-            "message": last.message if last else "",
+            "message": last.message if last else self.recorded_message,
             "cancelled_by": self.cancelled_by,
         }
 
@@ -383,7 +386,10 @@ class BuildManager(LoggingConfigurable):
         if resume_after:
             latest = self._latest.get(image)
             if latest is None and self.history is not None:
-                latest = await self.history.latest(image)  # from before a restart
+                try:
+                    latest = await self.history.latest(image)  # from before a restart
+                except Exception as e:  # records unavailable: go on as a fresh request
+                    self.log.warning("No resume from the build records of %s: %s", image, e)
             if latest is not None and resume_after <= latest.last_event_id:
                 if not latest.done:
                     latest.add_requester(user)  # they asked for this spec, as a joiner does

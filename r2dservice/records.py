@@ -14,13 +14,12 @@ import logging
 import os
 import socket
 import time
-from typing import Any
 
 from .builders.base import BuildRequest
-from .builds import STOPPED_DURING, Build, BuildManager, BuildRejected, ready_fields
+from .builds import STOPPED_DURING, Build, BuildManager, ready_fields
 from .eventlog import EventLog
 from .events import Event, failed
-from .store import BuildRecord, BuildStore, StoreUnavailable
+from .store import BuildRecord, BuildStore
 
 log = logging.getLogger("r2dservice")
 
@@ -93,8 +92,11 @@ def build_of(record: BuildRecord, pairs=(), max_log_bytes: int = 0) -> Build:
     build.log = EventLog.restore(
         [(i, Event.from_dict(d)) for i, d in pairs], max_log_bytes
     )
-    build.recorded_last_id = record.last_event_id  # the store may know more than was loaded
-    build.remote = False
+    build.recorded_last_id = record.last_event_id
+    if record.failure:
+        build.recorded_message = record.failure + "\n"
+    elif record.state == "ready":
+        build.recorded_message = "Done! Image built.\n"
     return build
 
 
@@ -191,22 +193,25 @@ class Records(MemoryHistory):
         if what == "finished":
             self._handles.pop(build.id, None)
 
-    def _write_events(self, build: Build) -> None:
+    def _write_events(self, build: Build) -> bool:
+        """Queue the build's events the store has not had yet; True if there were any."""
         after = self._written.get(build.id, 0)
         if build.last_event_id <= after:
-            return
+            return False
         pairs = [(i, e.to_dict()) for i, e in build.log.after(after)]
         if pairs:
             self.store.append_events(build.id, pairs)
         self._written[build.id] = build.last_event_id
+        return bool(pairs)
 
     async def _writer(self) -> None:
-        """New log events of running builds reach the store within flush_interval."""
+        """New log events of running builds reach the store within flush_interval, with
+        the record's last_event_id (what listings and other replicas' viewers read)."""
         while True:
             await asyncio.sleep(self.flush_interval)
             for build in self.manager.builds():
-                if not build.done:
-                    self._write_events(build)
+                if not build.done and self._write_events(build):
+                    self.store.save(record_of(build, self.builder, self._handle(build)))
 
     async def start(self) -> None:
         """Before the manager starts: remember what a previous run left unfinished."""
@@ -233,10 +238,13 @@ class Records(MemoryHistory):
                 message = STOPPED_BEFORE if record.state == "queued" else STOPPED_DURING
             await self._close_record(record, message)
         self._unfinished.clear()
+        await self.store.flush(timeout=self.store.timeout)
 
     async def _close_record(self, record: BuildRecord, message: str) -> None:
         event = failed(message)
-        record.last_event_id += 1
+        # Events may have been written after the record's last save: count them too.
+        stored = await self.store.events(record.id, record.last_event_id)
+        record.last_event_id = max([record.last_event_id, *(i for i, _ in stored)]) + 1
         self.store.append_events(record.id, [(record.last_event_id, event.to_dict())])
         record.state = "failed"
         record.failure = message
@@ -276,6 +284,7 @@ class Records(MemoryHistory):
         live = self.manager.get(build_id)
         if live is not None:
             return live
+        await self.store.flush(timeout=self.store.timeout)  # read what this process wrote
         record = await self.store.get(build_id)
         return self._view(record) if record is not None else None
 
@@ -308,6 +317,7 @@ class Records(MemoryHistory):
 
     async def latest(self, image_name: str) -> Build | None:
         """The newest recorded build of an image (a reconnect after a restart)."""
+        await self.store.flush(timeout=self.store.timeout)
         records, _ = await self.store.list(image=image_name, limit=1)
         if not records:
             return None
@@ -335,9 +345,3 @@ class Records(MemoryHistory):
                     yield None
             await asyncio.sleep(self.remote_poll)
 
-
-def unavailable(e: StoreUnavailable) -> BuildRejected:
-    return BuildRejected(f"Build records are unavailable: {e.message}", 503)
-
-
-__all__ = ["Records", "MemoryHistory", "record_of", "build_of", "Any"]

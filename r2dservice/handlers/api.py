@@ -6,6 +6,7 @@ live ones from memory, finished and older ones from the build records, alike.
 from __future__ import annotations
 
 import datetime
+from urllib.parse import urlencode
 
 from tornado import web
 
@@ -36,6 +37,11 @@ def parse_time(name: str, value: str) -> float:
     return t.timestamp()
 
 
+def unavailable(e: StoreUnavailable) -> web.HTTPError:
+    message = e.message[:1].upper() + e.message[1:]
+    return web.HTTPError(503, "%s; try again in a few minutes.", message.rstrip("."))
+
+
 class APIHandler(BaseHandler):
     @property
     def history(self):
@@ -47,7 +53,7 @@ class APIHandler(BaseHandler):
             if build is not None and with_log:
                 build = await self.history.load_log(build)
         except StoreUnavailable as e:
-            raise web.HTTPError(503, "Build records are unavailable: %s", e.message) from None
+            raise unavailable(e) from None
         if build is None or not build.visible_to(self.caller):
             raise web.HTTPError(404, "No build with id %s", build_id)
         return build
@@ -115,16 +121,14 @@ class BuildsHandler(APIHandler):
         try:
             builds, cursor = await self.history.list(**filters)
         except StoreUnavailable as e:
-            raise web.HTTPError(503, "Build records are unavailable: %s", e.message) from None
+            raise unavailable(e) from None
         except ValueError as e:  # a cursor that is not one of ours
             raise web.HTTPError(400, "%s", e) from None
         next_url = None
         if cursor:
-            args = {k: v for k, v in self.request.query_arguments.items() if k != "cursor"}
-            query = "&".join(
-                f"{k}={web.url_escape(v.decode(), plus=False)}" for k, vs in args.items() for v in vs
-            )
-            next_url = f"{self.settings['base_url']}api/builds?{query + '&' if query else ''}cursor={web.url_escape(cursor, plus=False)}"
+            args = [(k, v.decode()) for k, vs in self.request.query_arguments.items() for v in vs]
+            query = urlencode([*(a for a in args if a[0] != "cursor"), ("cursor", cursor)])
+            next_url = f"{self.settings['base_url']}api/builds?{query}"
         self.write_json(
             {"builds": [self.build_json(b) for b in builds], "next": next_url, "cursor": cursor}
         )

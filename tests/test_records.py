@@ -1,0 +1,322 @@
+"""Build records through the real service process: history after memory forgets it and
+after restarts, who may read what, restart in the middle of a build, filters and pages,
+database trouble, and two replicas on one PostgreSQL.
+
+Stand-ins (tests/support/standins.py) for GitHub, the Docker engine, the hub's user API
+and the builder; real sqlite files and a real PostgreSQL server.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import time
+
+import aiohttp
+import pytest
+
+from tests.support.postgres import PostgresServer
+from tests.support.sse import read_events
+from tests.support.standins import FakeServers, start_service
+
+ALICE = {"Authorization": "Bearer alice-token"}
+CAROL = {"Authorization": "Bearer carol-token"}
+BOB = {"Authorization": "Bearer bob-token"}
+ROOT = {"Authorization": "Bearer root-token"}
+STOPPED = "The service stopped during this build. Request it again to build anew.\n"
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    servers = FakeServers().start()
+    yield servers
+    servers.stop()
+
+
+class Service:
+    """One service's working folder (its sqlite file) across restarts."""
+
+    def __init__(self, workdir, fakes, extra: str = ""):
+        self.workdir, self.fakes, self.extra = workdir, fakes, extra
+        self.proc = None
+
+    def start(self):
+        self.proc = start_service(
+            self.workdir,
+            self.fakes,
+            'c.R2DService.base_url = "/"\nc.HubOAuth.cache_max_age = 0\n'
+            "c.BuildManager.finished_build_retention = 0.5\n" + self.extra,
+            env={
+                "JUPYTERHUB_SERVICE_NAME": "binder",
+                "JUPYTERHUB_API_TOKEN": "service-secret",
+                "JUPYTERHUB_API_URL": self.fakes.hub_api_url,
+            },
+        )
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+
+    def kill(self):
+        self.proc.proc.send_signal(signal.SIGKILL)
+        self.proc.proc.wait()
+        self.proc._log.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    @property
+    def url(self):
+        return self.proc.url
+
+    def log(self):
+        return self.proc.log()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def call(http, svc, method, path, headers, **kw):
+    async with http.request(method, svc.url + path.lstrip("/"), headers=headers, **kw) as r:
+        body = await r.read()
+        try:
+            return r.status, json.loads(body)
+        except ValueError:
+            return r.status, body.decode()
+
+
+async def events_of(http, svc, build_id, headers, after=None):
+    h = dict(headers)
+    if after is not None:
+        h["Last-Event-ID"] = str(after)
+    return await read_events(http, f"{svc.url}api/builds/{build_id}/events", headers=h, timeout=60)
+
+
+async def until(predicate, timeout=15, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await predicate()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)
+
+
+async def test_history_outlives_memory_and_restarts_for_its_requesters_only(tmp_path, fakes, http):
+    svc = Service(tmp_path, fakes).start()
+    try:
+        status, built = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
+        assert status == 201, built
+        live = await events_of(http, svc, built["id"], ALICE)
+        assert live.last["phase"] == "ready"
+        status, failed = await call(http, svc, "POST", "api/builds", CAROL, json={"spec": "gh/octo/fail/main"})
+        assert (await events_of(http, svc, failed["id"], CAROL)).last["phase"] == "failed"
+        await asyncio.sleep(1.5)  # past finished_build_retention: gone from memory
+        for _ in range(2):  # before and after a restart
+            status, got = await call(http, svc, "GET", f"api/builds/{built['id']}", ALICE)
+            assert status == 200 and got["state"] == "ready" and got["last_event_id"] == len(live.events)
+            assert got["links"]["events"].endswith(f"/api/builds/{built['id']}/events")
+            replay = await events_of(http, svc, built["id"], ALICE)
+            assert [(e["_id"], e["phase"], e["message"]) for e in replay.events] == [
+                (e["_id"], e["phase"], e["message"]) for e in live.events
+            ]
+            rest = await events_of(http, svc, built["id"], ALICE, after=3)
+            assert [e["_id"] for e in rest.events] == [e["_id"] for e in live.events[3:]]
+            status, text = await call(http, svc, "GET", f"api/builds/{built['id']}/log", ALICE)
+            assert status == 200 and text == "".join(e["message"] for e in live.events)
+            # The requester, and an admin, and nobody else.
+            assert (await call(http, svc, "GET", f"api/builds/{built['id']}", BOB))[0] == 404
+            assert (await call(http, svc, "GET", f"api/builds/{built['id']}/log", CAROL))[0] == 404
+            assert (await call(http, svc, "GET", f"api/builds/{built['id']}", ROOT))[0] == 200
+            _, mine = await call(http, svc, "GET", "api/builds", ALICE)
+            assert [b["id"] for b in mine["builds"]] == [built["id"]]
+            _, everyone = await call(http, svc, "GET", "api/builds", ROOT)
+            assert [b["id"] for b in everyone["builds"]] == [failed["id"], built["id"]]
+            _, theirs = await call(http, svc, "GET", "api/builds", CAROL)
+            assert [b["id"] for b in theirs["builds"]] == [failed["id"]]
+            assert theirs["builds"][0]["state"] == "failed"
+            svc.restart()
+        # A fresh request finds the image and builds nothing.
+        status, again = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/built/main"})
+        assert status == 200 and again["state"] == "ready"
+    finally:
+        svc.stop()
+
+
+@pytest.mark.parametrize("how", ["stop", "crash"])
+async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_path, fakes, http, how):
+    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 1\n").start()
+    try:
+        _, slow = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
+        _, queued = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"})
+        assert (slow["state"], queued["state"]) == ("running", "queued")
+        seen = await read_events(
+            http, f"{svc.url}build/gh/octo/slow/main", headers=ALICE, stop_after=3, timeout=30
+        )
+        await asyncio.sleep(1)  # the records writer has the events
+        if how == "stop":
+            svc.stop()
+        else:
+            svc.kill()
+        svc.start()
+        _, after = await call(http, svc, "GET", f"api/builds/{slow['id']}", ALICE)
+        assert after["state"] == "failed" and after["message"] == STOPPED
+        _, dropped = await call(http, svc, "GET", f"api/builds/{queued['id']}", ALICE)
+        if how == "stop":
+            assert dropped["state"] == "cancelled" and "shutting down" in dropped["message"]
+        else:
+            assert dropped["state"] == "failed" and "before this build started" in dropped["message"]
+        # The viewer whose stream broke reconnects where it was, and learns why.
+        last = int(seen.events[-1]["_id"])
+        got = await read_events(
+            http, f"{svc.url}build/gh/octo/slow/main", headers={**ALICE, "Last-Event-ID": str(last)}, timeout=30
+        )
+        assert got.events[-1]["phase"] == "failed" and got.events[-1]["message"] == STOPPED
+        assert int(got.events[0]["_id"]) == last + 1
+        assert int(got.events[-1]["_id"]) == after["last_event_id"]
+        # A new request (no Last-Event-ID) builds it again.
+        status, anew = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
+        assert status == 201 and anew["id"] != slow["id"]
+        await call(http, svc, "POST", f"api/builds/{anew['id']}/cancel", ROOT)
+    finally:
+        svc.stop()
+
+
+async def test_filters_and_pages(tmp_path, fakes, http):
+    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 0\n").start()
+    try:
+        ids = {}
+        t0 = time.time()
+        for name, who in (("quick", ALICE), ("fail", ALICE), ("fail2", CAROL), ("slow", ALICE)):
+            _, b = await call(http, svc, "POST", "api/builds", who, json={"spec": f"gh/octo/{name}/main"})
+            ids[name] = b["id"]
+            if name != "slow":
+                await events_of(http, svc, b["id"], who)
+            await asyncio.sleep(0.05)
+        q = "api/builds?"
+        _, r = await call(http, svc, "GET", q + "state=failed", ALICE)
+        assert [b["id"] for b in r["builds"]] == [ids["fail"]]
+        _, r = await call(http, svc, "GET", q + "state=failed&state=running", ALICE)
+        assert [b["id"] for b in r["builds"]] == [ids["slow"], ids["fail"]]
+        _, r = await call(http, svc, "GET", q + "spec=OCTO/QU", ALICE)
+        assert [b["id"] for b in r["builds"]] == [ids["quick"]]
+        _, one = await call(http, svc, "GET", f"api/builds/{ids['quick']}", ALICE)
+        _, r = await call(http, svc, "GET", q + "image=" + one["image_name"], ALICE)
+        assert [b["id"] for b in r["builds"]] == [ids["quick"]]
+        _, r = await call(http, svc, "GET", q + f"since={t0 + 1000}", ALICE)
+        assert r["builds"] == [] and r["next"] is None
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 - 60))
+        _, r = await call(http, svc, "GET", q + f"since={iso}&until={time.time() + 60}", ALICE)
+        assert len(r["builds"]) == 3
+        # Pages of one, following `next`, newest first, stable while a build is added.
+        seen, path = [], q + "limit=1"
+        while path:
+            status, page = await call(http, svc, "GET", path, ROOT)
+            assert status == 200 and len(page["builds"]) <= 1
+            seen += [b["id"] for b in page["builds"]]
+            if len(seen) == 2:
+                await call(http, svc, "POST", "api/builds", CAROL, json={"spec": "gh/octo/slow2/main"})
+            path = page["next"]
+        assert seen == [ids["slow"], ids["fail2"], ids["fail"], ids["quick"]]
+        # Admins filter by user; others may name only themselves.
+        _, r = await call(http, svc, "GET", q + "user=carol", ROOT)
+        assert {b["spec"] for b in r["builds"]} == {"octo/fail2/main", "octo/slow2/main"}
+        assert (await call(http, svc, "GET", q + "user=carol", ALICE))[0] == 403
+        assert (await call(http, svc, "GET", q + "user=alice", ALICE))[0] == 200
+        for bad in ("limit=0", "limit=x", "state=nope", "since=yesterday", "cursor=garbage"):
+            status, err = await call(http, svc, "GET", q + bad, ALICE)
+            assert status == 400 and err["message"], (bad, err)
+        await call(http, svc, "POST", f"api/builds/{ids['slow']}/cancel", ROOT)
+    finally:
+        svc.stop()
+
+
+async def test_a_locked_database_pauses_new_builds_and_history_not_existing_images(tmp_path, fakes, http):
+    svc = Service(tmp_path, fakes, "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n").start()
+    try:
+        _, b = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
+        await events_of(http, svc, b["id"], ALICE)
+        db = sqlite3.connect(tmp_path / "r2dservice.sqlite", timeout=5, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            status, err = await call(http, svc, "GET", "api/builds", ALICE)
+            assert status == 503 and "records" in err["message"]
+            status, err = await call(http, svc, "GET", f"api/builds/{b['id']}/log", ALICE)
+            assert status in (200, 503)  # live in memory for a moment; never a 500
+            # An image that exists is still answered, without the database.
+            got = await read_events(http, f"{svc.url}build/gh/octo/built/main", headers=ALICE, timeout=30)
+            assert got.phases == ["ready"]
+            # A new build waits for the records.
+            async def paused():
+                status, err = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"})
+                return status == 503 and "paused" in err["message"]
+
+            assert await until(paused, 15)
+            status, health = await call(http, svc, "GET", "health", {})
+            assert status == 200 and {"service": "records", "ok": False} .items() <= next(
+                c for c in health["checks"] if c["service"] == "records"
+            ).items()
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+        async def back():
+            status, _ = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200
+
+        assert await until(back, 30), svc.log()[-3000:]
+        status, new = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"})
+        assert status == 201, new
+        assert "Traceback" not in svc.log() or "Internal Server Error" not in svc.log()
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+async def test_two_replicas_share_one_history(tmp_path, fakes, http, postgres):
+    url = postgres.create_database("replicas")
+    extra = f"c.R2DService.db_url = {url!r}\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Service(tmp_path / "a", fakes, extra).start()
+    b = Service(tmp_path / "b", fakes, extra).start()
+    try:
+        _, done = await call(http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
+        live = await events_of(http, a, done["id"], ALICE)
+        _, slow = await call(http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
+        # Through the other replica (within a second: records are written behind):
+        # listed, read, replayed.
+        async def listed():
+            _, listing = await call(http, b, "GET", "api/builds", ALICE)
+            return {done["id"], slow["id"]} <= {x["id"] for x in listing["builds"]}
+
+        assert await until(listed, 5)
+        replay = await events_of(http, b, done["id"], ALICE)
+        assert [e["_id"] for e in replay.events] == [e["_id"] for e in live.events]
+        _, running = await call(http, b, "GET", f"api/builds/{slow['id']}", ALICE)
+        assert running["state"] == "running"
+        # A viewer of the running build on the other replica follows it through the
+        # records until it ends; a cancel there says where the build runs.
+        follower = asyncio.create_task(events_of(http, b, slow["id"], ALICE))
+        status, err = await call(http, b, "POST", f"api/builds/{slow['id']}/cancel", ALICE)
+        assert status == 409 and "another replica" in err["message"]
+        await asyncio.sleep(1.5)
+        await call(http, a, "POST", f"api/builds/{slow['id']}/cancel", ALICE)
+        followed = await asyncio.wait_for(follower, 30)
+        assert followed.events[-1]["phase"] == "failed" and followed.events[-1]["cancelled"] is True
+        ids = [int(e["_id"]) for e in followed.events]
+        assert ids == list(range(1, ids[-1] + 1))
+    finally:
+        a.stop()
+        b.stop()
