@@ -43,7 +43,7 @@ def pct(values, p):
 class Bench:
     """A git daemon and a service; `source`: run the service from that checkout instead."""
 
-    def __init__(self, workdir: Path, source: str | None = None):
+    def __init__(self, workdir: Path, source: str | None = None, extra_config: str = ""):
         self.run = uuid.uuid4().hex[:6]
         self.prefix = f"{REGISTRY}/r2dbench-{self.run}-"
         self.before_build: list[float] = []  # request -> first event, in (a)
@@ -57,6 +57,7 @@ class Bench:
             c.LocalBuilder.repo2docker_extra_args = ["--config", "{os.path.abspath(R2D_CONFIG)}"]
             c.BuildManager.concurrent_build_limit = 4
             c.Application.log_level = "WARN"
+            {extra_config}
             """,
             env={"PYTHONPATH": source} if source else None,
         ).start()
@@ -216,13 +217,17 @@ async def main(args):
 
 
 async def main_compare(args):
-    """(b) and (c) for this checkout and for `--compare REV`, in one run."""
+    """(b) and (c) for this checkout and for `--compare REV` (or, with `--compare
+    records-off`, this checkout without build records), in one run."""
     with tempfile.TemporaryDirectory() as tmp:
-        base_src = checkout(args.compare, Path(tmp) / "base-src")
         (Path(tmp) / "now").mkdir()
         (Path(tmp) / "base").mkdir()
         now = Bench(Path(tmp) / "now")
-        base = Bench(Path(tmp) / "base", source=base_src)
+        if args.compare == "records-off":
+            base = Bench(Path(tmp) / "base", extra_config='c.R2DService.db_url = ""')
+        else:
+            base_src = checkout(args.compare, Path(tmp) / "base-src")
+            base = Bench(Path(tmp) / "base", source=base_src)
         try:
             cached_now, cached_base = await compare_cached([now, base], args.requests)
             # (c) one after the other: each has the machine to itself.
@@ -252,6 +257,7 @@ if __name__ == "__main__":
     p.add_argument("--viewers", type=int, default=200, help="concurrent viewers for (c)")
     p.add_argument(
         "--compare", metavar="REV",
-        help="run (b) and (c) for this checkout and for git revision REV side by side",
+        help="run (b) and (c) for this checkout and for git revision REV side by side; "
+        "'records-off': against this checkout without build records",
     )
     asyncio.run(main(p.parse_args()))
