@@ -230,9 +230,13 @@ async def main_compare(args):
             base = Bench(Path(tmp) / "base", source=base_src)
         try:
             cached_now, cached_base = await compare_cached([now, base], args.requests)
-            # (c) one after the other: each has the machine to itself.
-            viewers_base = await bench_viewers(base, args.viewers)
-            viewers_now = await bench_viewers(now, args.viewers)
+            # (c) one after the other, each with the machine to itself, in ABBA order
+            # (twice with --rounds 2) so that drift on a noisy machine hits both alike.
+            runs = {"now": [], "base": []}
+            for r in range(args.rounds):
+                order = (("base", base), ("now", now)) if r % 2 == 0 else (("now", now), ("base", base))
+                for name, bench in order:
+                    runs[name].append(await bench_viewers(bench, args.viewers))
         finally:
             now.close()
             base.close()
@@ -244,10 +248,14 @@ async def main_compare(args):
     for name, times in (("now ", cached_now), ("base", cached_base)):
         print(f"    {name} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}  max {ms(max(times))}")
     print(f"    ratio of p50s (now / base) {pct(cached_now, 50) / pct(cached_base, 50):.3f}")
-    print(f"(c) {args.viewers} concurrent viewers of one new build")
-    for name, (builds, ready, firsts, rss) in (("now ", viewers_now), ("base", viewers_base)):
-        print(f"    {name} builds {builds}  ready {ready}/{args.viewers}  first event p50 "
-              f"{ms(pct(firsts, 50))} p99 {ms(pct(firsts, 99))}  peak RSS {rss:.1f} MB")
+    print(f"(c) {args.viewers} concurrent viewers of one new build, {args.rounds} round(s) each")
+    p50s = {}
+    for name in ("now", "base"):
+        for builds, ready, firsts, rss in runs[name]:
+            print(f"    {name:4} builds {builds}  ready {ready}/{args.viewers}  first event p50 "
+                  f"{ms(pct(firsts, 50))} p99 {ms(pct(firsts, 99))}  peak RSS {rss:.1f} MB")
+        p50s[name] = statistics.median(pct(firsts, 50) for _, _, firsts, _ in runs[name])
+    print(f"    ratio of median first-event p50s (now / base) {p50s['now'] / p50s['base']:.3f}")
 
 
 if __name__ == "__main__":
@@ -255,6 +263,7 @@ if __name__ == "__main__":
     p.add_argument("--pairs", type=int, default=5, help="alternating build pairs for (a)")
     p.add_argument("--requests", type=int, default=500, help="cached requests for (b)")
     p.add_argument("--viewers", type=int, default=200, help="concurrent viewers for (c)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of (c) per side with --compare")
     p.add_argument(
         "--compare", metavar="REV",
         help="run (b) and (c) for this checkout and for git revision REV side by side; "
