@@ -34,6 +34,21 @@ def fakes():
     servers.stop()
 
 
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_config(request, postgres):
+    """The service's records: its sqlite file (the default), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return ""
+    return f"c.R2DService.db_url = {postgres.create_database()!r}\n"
+
+
 class Service:
     """One service's working folder (its sqlite file) across restarts."""
 
@@ -107,8 +122,8 @@ async def until(predicate, timeout=15, interval=0.1):
         await asyncio.sleep(interval)
 
 
-async def test_history_outlives_memory_and_restarts_for_its_requesters_only(tmp_path, fakes, http):
-    svc = Service(tmp_path, fakes).start()
+async def test_history_outlives_memory_and_restarts_for_its_requesters_only(tmp_path, fakes, http, db_config):
+    svc = Service(tmp_path, fakes, db_config).start()
     try:
         status, built = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
         assert status == 201, built
@@ -149,8 +164,8 @@ async def test_history_outlives_memory_and_restarts_for_its_requesters_only(tmp_
 
 
 @pytest.mark.parametrize("how", ["stop", "crash"])
-async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_path, fakes, http, how):
-    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 1\n").start()
+async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_path, fakes, http, how, db_config):
+    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 1\n" + db_config).start()
     try:
         _, slow = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
         _, queued = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"})
@@ -187,8 +202,8 @@ async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_pat
         svc.stop()
 
 
-async def test_filters_and_pages(tmp_path, fakes, http):
-    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 0\n").start()
+async def test_filters_and_pages(tmp_path, fakes, http, db_config):
+    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 0\n" + db_config).start()
     try:
         ids = {}
         t0 = time.time()
@@ -275,13 +290,6 @@ async def test_a_locked_database_pauses_new_builds_and_history_not_existing_imag
         assert "Traceback" not in svc.log() or "Internal Server Error" not in svc.log()
     finally:
         svc.stop()
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer()
-    yield server
-    server.remove()
 
 
 async def test_two_replicas_share_one_history(tmp_path, fakes, http, postgres):
