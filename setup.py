@@ -59,6 +59,7 @@ setup(
             "openapi-spec-validator>=0.7",
             "jsonschema>=4.18",
             "hypothesis>=6",
+            "schemathesis>=4.32,<5",
             # tests/test_lint.py: one ruff for everyone, so format checks agree
             "ruff==0.17.6",
             # tests/test_docs.py builds the docs: the docs extra, repeated
