@@ -559,6 +559,16 @@ class BuildManager(LoggingConfigurable):
         if not self._pump() and left_queue:
             self._announce_positions()  # those behind it moved up
 
+    def remember(self, build: Build) -> None:
+        """Keep a finished answer (an image found in the registry) like a build, so that
+        its id can be read back and it is recorded: a REST client gets a resource."""
+        if build.id in self._builds:
+            return
+        self._builds[build.id] = build
+        self._notify("created", build)
+        self._notify("finished", build)
+        asyncio.get_running_loop().call_later(self.finished_build_retention, self._forget, build)
+
     def _forget(self, build: Build) -> None:
         if self._builds.get(build.id) is build:
             del self._builds[build.id]

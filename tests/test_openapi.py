@@ -541,9 +541,17 @@ async def test_already_built_answer(client):
 
 
 async def test_already_built_answer_has_no_dead_links(client):
-    """No build ran for an image found in the registry: nothing to link to."""
+    """No build ran for an image found in the registry, but the answer is a resource."""
     _, build, _ = await client.call("POST", "/api/builds", json={"spec": "gh/octo/built/main"})
-    assert build["links"] == {}
+    _, again, _ = await client.call("GET", "/api/builds/{build_id}", build["links"]["self"])
+    assert again["id"] == build["id"] and again["state"] == "ready"
+    _, events, _ = await client.stream("/api/builds/{build_id}/events", build["links"]["events"])
+    assert [e["phase"] for e in events] == ["ready"] and events[0]["imageName"] == build["image_name"]
+    _, text, _ = await client.call("GET", "/api/builds/{build_id}/log", build["links"]["log"])
+    assert text == "Done! Found built image\n"
+    _, listing, _ = await client.call("GET", "/api/builds")
+    assert build["id"] in [b["id"] for b in listing["builds"]]
+    await client.error("POST", "/api/builds/{build_id}/cancel", build["links"]["cancel"], 409)
 
 
 @pytest.fixture

@@ -69,10 +69,6 @@ class APIHandler(BaseHandler):
                 d["cancelled_by"] = None
         d["withdrawn"] = caller.name in build.withdrawn
         base = self.settings["base_url"]
-        if build.found:
-            # An image found in the registry: no build ran, nothing to link to.
-            d["links"] = {}
-            return d
         d["links"] = {
             "self": f"{base}api/builds/{build.id}",
             "events": f"{base}api/builds/{build.id}/events",
@@ -156,6 +152,9 @@ class BuildsHandler(APIHandler):
             )
         except BuildRejected as e:
             raise web.HTTPError(e.status, "%s", e.message) from None
+        if outcome == "cached":
+            # No build ran, but the answer is a resource like any build: readable, listed.
+            self.manager.remember(build)
         self.write_json(self.build_json(build), 201 if outcome == "new" else 200)
 
 
