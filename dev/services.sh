@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what r2dservice's test suite needs on a Debian 12 machine,
 # as root and without systemd:
-#   - Debian packages (docker.io, docker-registry, debootstrap, chromium, ...)
+#   - Debian packages (docker.io, docker-registry, debootstrap, chromium, postgresql, ...)
 #   - Node.js >= 20.19 (Debian 12's is 18: then Node.js 20 and npm 10 from npm) and
 #     configurable-http-proxy 5.x from npm
 #   - a virtual environment <state>/venv (from the system's python3; apt's python3-venv
@@ -109,9 +109,11 @@ start_daemon() {
 
 # ---------------------------------------------------------------- packages
 # libatomic1: the Node.js inside the playwright wheel needs it (the browser tests).
+# postgresql: the build store's tests run a real server (initdb/pg_ctl in a temp folder;
+# policy-rc.d below keeps the packaged cluster from starting).
 # procps (pgrep) and openssl (dev/helm.sh) are in a plain Debian 12, not in a minimal one.
 APT_PACKAGES=(docker.io docker-registry debootstrap git curl ca-certificates xz-utils gpgv
-    iptables chromium chromium-driver util-linux libatomic1 procps openssl)
+    iptables chromium chromium-driver util-linux libatomic1 postgresql procps openssl)
 # The machine image ships Node.js and npm; fall back to Debian's if they are missing
 # (Debian 12's Node.js is 18: install_node below puts a newer one next to it).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
