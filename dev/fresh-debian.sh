@@ -207,6 +207,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# What a check killed with its machine left behind: stopped containers, unused volumes.
+# (A running check's container runs and holds its volume; `docker run` makes a volume
+# again should one go between its `volume create` and its `run`.)
+stale=$(docker ps -aq --filter label=org.r2dservice.fresh-check --filter status=exited --filter status=created)
+[ -z "$stale" ] || { log "removing stopped containers of earlier checks"; docker rm -f $stale >/dev/null; }
+stale=$(docker volume ls -q --filter label=org.r2dservice.fresh-check --filter dangling=true)
+[ -z "$stale" ] || { log "removing volumes of earlier checks"; docker volume rm $stale >/dev/null; }
+
 make_image
 T_IMAGE=$SECONDS
 
@@ -219,10 +227,10 @@ log "source: a fresh clone of HEAD ($COMMIT)"
 
 # 3. The container: privileged (it runs dockerd), its own network namespace on Docker's
 # bridge, no published ports, /var/lib/docker on a volume.
-docker volume create "$VOLUME" >/dev/null
+docker volume create --label org.r2dservice.fresh-check "$VOLUME" >/dev/null
 # --init: a PID 1 that reaps orphans, as on a real machine (`sleep` would leave zombies).
 container_args=(--name "$NAME" --hostname fresh-debian --init -v "$VOLUME:/var/lib/docker"
-    -e R2DSERVICE_IN_FRESH_CHECK=1)
+    --label org.r2dservice.fresh-check -e R2DSERVICE_IN_FRESH_CHECK=1)
 if ! docker run -d --privileged "${container_args[@]}" "$IMAGE" sleep infinity >/dev/null 2>"$SRC/run.err"; then
     # Where the host's own capability bounding set lacks a capability (a VM or container
     # that drops CAP_SYS_RESOURCE, say), runc cannot give a --privileged container all of
