@@ -35,6 +35,10 @@
 #   R2DSERVICE_DEBIAN_ARCHIVE      the Debian archive (default: from the host's apt sources)
 # Inside the container R2DSERVICE_IN_FRESH_CHECK=1 is set; this script refuses to run
 # where it is set, so a check never starts another one inside itself.
+
+# All of it in one { } block: bash reads a script as it runs, and an edit made meanwhile
+# (a git pull, say) would otherwise run half of each version.
+{
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGE=${R2DSERVICE_FRESH_IMAGE:-r2dservice-fresh-debian:bookworm}
@@ -277,3 +281,4 @@ case "$rc" in
     *) log "FAILED: dev/test.sh exited $rc on fresh Debian 12 ($COMMIT)" ;;
 esac
 exit "$rc"
+}
