@@ -2,6 +2,7 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests.fakes.gitserver are parameters here)
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -696,7 +697,8 @@ def test_describe_matches_binderhub_shape():
         assert set(entry["repo"]) == {"label", "placeholder", "urlEncode"}
         assert entry["ref"] == {"enabled": True, "default": "HEAD"}
     assert by_id["gh"]["spec"] == {"validateRegex": "[^/]+/[^/]+/.+"}
-    assert by_id["gh"]["detect"] == {"regex": r"^(https?://github\.com/)?(?<repo>.*[^/])/?"}
+    assert set(by_id["gh"]["detect"]) == {"regex"}
+    assert by_id["gh"]["detect"]["regex"].startswith(r"^(https?://github\.com/)?(?<repo>")
     assert by_id["gh"]["repo"]["urlEncode"] is False
     assert by_id["gl"]["repo"]["urlEncode"] is True
     assert by_id["git"]["repo"]["urlEncode"] is True
@@ -707,6 +709,75 @@ def test_describe_matches_binderhub_shape():
 def test_describe_follows_configured_hosts():
     entry = GitLabRepoProvider(base_url="https://git.example.org").describe()
     assert entry["detect"]["regex"].startswith(r"^(https?://git\.example\.org/)?")
+
+
+# --- detect: the build form's reading of pasted URLs (the same regexes run in the page) ---
+
+
+def py_regex(js: str) -> re.Pattern:
+    """A detect regex (JavaScript syntax) as Python's: only named groups differ."""
+    return re.compile(re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", js))
+
+
+def detected(text: str, provider_id: str, **config):
+    entry = {e["id"]: e for e in Resolver(**config).describe()}[provider_id]
+    m = py_regex(entry["detect"]["regex"]).match(text)
+    if not m:
+        return None
+    groups = m.groupdict()
+    return (bool(m.group(1)), groups["repo"], groups.get("ref"), groups.get("path"))
+
+
+@pytest.mark.parametrize(
+    "text, provider, expected",
+    [
+        ("https://github.com/binder-examples/requirements", "gh", (True, "binder-examples/requirements", None, None)),
+        ("https://github.com/binder-examples/requirements/", "gh", (True, "binder-examples/requirements", None, None)),
+        ("https://github.com/binder-examples/requirements.git", "gh", (True, "binder-examples/requirements", None, None)),
+        ("http://github.com/a-b/c.d_e", "gh", (True, "a-b/c.d_e", None, None)),
+        ("https://github.com/octo/quick/tree/main", "gh", (True, "octo/quick", "main", None)),
+        ("https://github.com/octo/quick/tree/v1.0/docs/", "gh", (True, "octo/quick", "v1.0", "docs/")),
+        ("https://github.com/octo/quick/blob/main/index.ipynb", "gh", (True, "octo/quick", "main", "index.ipynb")),
+        ("https://github.com/octo/quick?tab=readme", "gh", (True, "octo/quick", None, None)),
+        ("octo/quick", "gh", (False, "octo/quick", None, None)),
+        ("https://github.com/octo/quick/issues/5", "gh", None),
+        ("https://github.com/octo", "gh", None),
+        ("https://gitlab.com/octo/quick", "gh", None),
+        ("https://gist.github.com/octo/6cad326836d38bd3a7ae", "gh", None),
+        ("https://gitlab.com/mosaik/examples/mosaik-tutorials-on-binder", "gl",
+         (True, "mosaik/examples/mosaik-tutorials-on-binder", None, None)),
+        ("https://gitlab.com/group/sub/project/-/tree/dev", "gl", (True, "group/sub/project", "dev", None)),
+        ("https://gitlab.com/group/project/-/blob/main/a/b.ipynb", "gl", (True, "group/project", "main", "a/b.ipynb")),
+        ("https://gitlab.com/group/project.git", "gl", (True, "group/project", None, None)),
+        ("group/sub/project", "gl", (False, "group/sub/project", None, None)),
+        ("https://github.com/octo/quick", "gl", None),
+        ("https://gist.github.com/octocat/6cad326836d38bd3a7ae", "gist", (True, "octocat/6cad326836d38bd3a7ae", None, None)),
+        ("https://gist.github.com/octocat/6cad326836d38bd3a7ae/" + "a" * 40, "gist",
+         (True, "octocat/6cad326836d38bd3a7ae", "a" * 40, None)),
+        ("https://github.com/octocat/6cad326836d38bd3a7ae", "gist", None),
+    ],
+)
+def test_detect_regexes_read_pasted_urls(text, provider, expected):
+    assert detected(text, provider) == expected
+
+
+def test_detect_regexes_are_anchored_and_javascript():
+    for entry in Resolver().describe():
+        regex = entry.get("detect", {}).get("regex")
+        if regex is None:
+            continue
+        assert regex.startswith("^(") and regex.endswith("$")
+        assert "(?P<" not in regex  # JavaScript's named groups, (?<name>...)
+        assert {"repo"} <= set(py_regex(regex).groupindex)
+
+
+def test_detect_follows_a_configured_github_host():
+    config = Config()
+    config.GitHubRepoProvider.html_base_url = "https://ghe.example.org:8443"
+    assert detected("https://ghe.example.org:8443/team/repo/tree/dev", "gh", config=config) == (
+        True, "team/repo", "dev", None,
+    )
+    assert detected("https://github.com/team/repo", "gh", config=config) is None
 
 
 # --- the Resolver --------------------------------------------------------------------

@@ -80,7 +80,9 @@ class RepoProvider(LoggingConfigurable):
         raise NotImplementedError
 
     def detect_regex(self) -> str | None:
-        """A JavaScript regex with a `repo` group that finds the repo in a pasted URL."""
+        """A JavaScript regex that finds the repository in a pasted URL (or a bare
+        name): the host as the first group (optional, as in BinderHub's), then the
+        named groups `repo` and, where a URL says them, `ref` and `path` (a file)."""
         return None
 
     def describe(self) -> dict:
@@ -107,6 +109,13 @@ class RepoProvider(LoggingConfigurable):
 
     async def close(self) -> None:
         """Release connections; the provider may be used again afterwards."""
+
+
+# What follows a repository in a web page's URL: the page's query or fragment.
+URL_TAIL = r"/?([?#]\S*)?$"
+# One ref part of a URL path (branch names with "/" are ambiguous in URLs: the first part).
+URL_REF = r"(?<ref>[^/?#\s]+)"
+URL_PATH = r"(?<path>[^?#\s]*)"
 
 
 def js_host_pattern(base_url: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from traitlets import Bool, Unicode
 
 from ..spec import RepoSpec, is_sha
-from .base import ResolvedRepo, ResolveError, js_host_pattern
+from .base import URL_TAIL, ResolvedRepo, ResolveError, js_host_pattern
 from .github import GitHubAPIProvider
 
 _JSON = "application/vnd.github+json"
@@ -40,7 +40,12 @@ class GistRepoProvider(GitHubAPIProvider):
     ).tag(config=True)
 
     def detect_regex(self) -> str:
-        return f"^({js_host_pattern(self.html_base_url)})?(?<repo>.*[^/])/?"
+        # gist.github.com/<owner>/<id>[/<revision>]
+        return (
+            f"^({js_host_pattern(self.html_base_url)})?"
+            r"(?<repo>[A-Za-z0-9_-]+/[A-Za-z0-9]{1,64})(/(?<ref>[0-9a-fA-F]{40}))?"
+            + URL_TAIL
+        )
 
     def page_url(self, repo_spec: RepoSpec) -> str:
         return f"{self.html_base_url.rstrip('/')}/{repo_spec.repo}"

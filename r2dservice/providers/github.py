@@ -16,7 +16,7 @@ from urllib.parse import quote
 from traitlets import Integer, Unicode, default
 
 from ..spec import RepoSpec, is_sha
-from .base import ResolvedRepo, ResolveError, js_host_pattern
+from .base import URL_PATH, URL_REF, URL_TAIL, ResolvedRepo, ResolveError, js_host_pattern
 from .http import HTTPRepoProvider, Response
 
 
@@ -152,7 +152,12 @@ class GitHubRepoProvider(GitHubAPIProvider):
         self._etags: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def detect_regex(self) -> str:
-        return f"^({js_host_pattern(self.html_base_url)})?(?<repo>.*[^/])/?"
+        # github.com/<owner>/<repo>[.git][/tree|blob/<ref>[/<path>]]
+        return (
+            f"^({js_host_pattern(self.html_base_url)})?"
+            r"(?<repo>[A-Za-z0-9_][A-Za-z0-9_-]{0,38}/[A-Za-z0-9._-]{1,100}?)(\.git)?"
+            f"(/(tree|blob)/{URL_REF}(/{URL_PATH})?)?{URL_TAIL}"
+        )
 
     def repo_url(self, repo_spec: RepoSpec) -> str:
         return f"{self.html_base_url.rstrip('/')}/{repo_spec.repo}"

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from traitlets import Unicode, default
 
 from ..spec import RepoSpec, is_sha
-from .base import ResolvedRepo, ResolveError, js_host_pattern
+from .base import URL_PATH, URL_REF, URL_TAIL, ResolvedRepo, ResolveError, js_host_pattern
 from .http import HTTPRepoProvider
 
 
@@ -65,7 +65,13 @@ class GitLabRepoProvider(HTTPRepoProvider):
         return os.environ.get("GITLAB_ACCESS_TOKEN", "")
 
     def detect_regex(self) -> str:
-        return f"^({js_host_pattern(self.base_url)})?(?<repo>.*[^/])/?"
+        # gitlab.com/<group>/<sub>/<project>[.git][/-/tree|blob/<ref>[/<path>]]
+        segment = r"[A-Za-z0-9_.][A-Za-z0-9_.-]*?"
+        return (
+            f"^({js_host_pattern(self.base_url)})?"
+            f"(?<repo>{segment}(/{segment})+?)(\\.git)?"
+            f"(/-/(tree|blob)/{URL_REF}(/{URL_PATH})?)?{URL_TAIL}"
+        )
 
     def _auth_headers(self) -> dict:
         if self.private_token:
