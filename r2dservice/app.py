@@ -13,7 +13,8 @@ from jupyterhub.services.auth import HubOAuth
 from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
 from traitlets import (
-    Any, Bool, Float, Integer, TraitError, Unicode, default, import_item, observe, validate,
+    Any, Bool, Dict, Float, Integer, List, TraitError, Unicode, default, import_item, observe,
+    validate,
 )
 from traitlets.config import Application, catch_config_error
 
@@ -23,7 +24,7 @@ from .builders.base import Builder
 from .builders.local import LocalBuilder
 from .builds import BuildManager
 from .configfile import load_or_exit
-from .handlers import api, build, health, home, metrics, oauth, openapi
+from .handlers import api, build, health, home, metrics, oauth, openapi, pages
 from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
@@ -183,6 +184,22 @@ class R2DService(Application):
         `Authorization: Bearer <metrics_token>`. Default: open, like /health.""",
     ).tag(config=True)
 
+    template_paths = List(
+        Unicode(),
+        help="""Folders searched for the pages' Jinja2 templates before the built-in ones,
+        as JupyterHub's: a page.html there that extends "templates/page.html" rebrands
+        every page (see docs/pages.md).""",
+    ).tag(config=True)
+    template_vars = Dict(
+        help="""Values every page template sees as template_vars: title, logo (a URL),
+        about (HTML), banner (HTML shown on every page), as JupyterHub's.""",
+    ).tag(config=True)
+    static_paths = List(
+        Unicode(),
+        help="""Folders searched for <prefix>static/ files before the built-in ones: a
+        logo, or a style.css that replaces the default look.""",
+    ).tag(config=True)
+
     build_manager = Any()
     store = Any(None)
     history = Any()
@@ -336,6 +353,9 @@ class R2DService(Application):
             auth_routes.append((callback, oauth.OAuthCallbackHandler))
         return auth_routes + [
             (rf"{b}", home.HomeHandler),
+            (rf"{b}builds", pages.BuildsPageHandler),
+            (rf"{b}builds/(?P<build_id>[^/]+)", pages.BuildPageHandler),
+            (rf"{b}v2/{spec}", pages.V2Handler),
             (rf"{b}build/{spec}", build.BuildStreamHandler),
             (rf"{b}api/builds", api.BuildsHandler),
             (rf"{b}api/builds/(?P<build_id>[^/]+)", api.BuildHandler),
@@ -352,8 +372,6 @@ class R2DService(Application):
         ]
 
     def make_app(self) -> tornado.web.Application:
-        import jinja2
-
         return tornado.web.Application(
             self.routes(),
             build_manager=self.build_manager,
@@ -365,9 +383,13 @@ class R2DService(Application):
             authenticator=self.authenticator,
             # Signs the login and XSRF cookies; only used with auth on.
             cookie_secret=self.authenticator.cookie_secret if self.authenticator else None,
-            jinja2_env=jinja2.Environment(
-                loader=jinja2.FileSystemLoader(os.path.join(share_dir(), "templates")),
-                autoescape=True,
+            # <prefix>static/: the operator's static_paths first, then the package's.
+            static_path=os.path.join(share_dir(), "static"),
+            static_url_prefix=f"{self.base_url}static/",
+            static_handler_class=pages.StaticHandler,
+            static_handler_args={"roots": pages.static_roots(share_dir(), self.static_paths)},
+            jinja2_env=pages.jinja_env(
+                share_dir(), self.template_paths, self.template_vars, self.static_paths, self.base_url
             ),
             metrics_token=self.metrics_token,
             log_function=self._log_request,

@@ -1,4 +1,5 @@
-"""<prefix>: the landing page (who you are, what you may do, a build form)."""
+"""<prefix>: the landing page (who you are, what you may do, the build form)."""
+
 from __future__ import annotations
 
 from .base import PageHandler
@@ -6,4 +7,9 @@ from .base import PageHandler
 
 class HomeHandler(PageHandler):
     def get(self):
-        self.render_template("home.html", xsrf=self.xsrf_token.decode("ascii"))
+        self.render_template(
+            "home.html",
+            xsrf=self.xsrf_token.decode("ascii"),
+            active="home",
+            page_path=self.request.path,
+        )
