@@ -1,0 +1,151 @@
+"""A real JupyterHub whose spawner is r2dservice's R2DDockerSpawner (tests/support/hub.py,
+plus spawner settings), and the image a spawned server needs.
+
+    hub = SpawnerHub(workdir, service_config, run_id=...).start()
+    spec = singleuser_repo(git_server, base_image, nonce)   # a repository whose image runs
+                                                            # jupyterhub-singleuser
+
+Spawned containers reach the hub through the Docker bridge's gateway address: the hub
+listens there (not on 127.0.0.1) and hands it to servers as `hub_connect_ip`. Containers
+and images made here carry the label `r2dservice.test=spawner` (and the run id) so that
+`cleanup_docker(run_id)` removes them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from urllib.parse import quote
+
+from tests.fakes.gitserver import make_repo
+from tests.support.hub import Hub
+
+LABEL = "r2dservice.test"
+LABEL_VALUE = "spawner"
+
+
+def bridge_gateway() -> str:
+    """The address containers on Docker's default bridge reach the host at."""
+    out = subprocess.run(
+        ["docker", "network", "inspect", "bridge"], capture_output=True, text=True, check=True
+    ).stdout
+    for config in json.loads(out)[0]["IPAM"]["Config"] or []:
+        if config.get("Gateway"):
+            return config["Gateway"]
+        if config.get("Subnet") and ":" not in config["Subnet"]:
+            return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+    raise RuntimeError("Docker's bridge network has no IPv4 gateway")
+
+
+class SpawnerHub(Hub):
+    """Hub (dev/jupyterhub_config.py + test additions) with R2DDockerSpawner."""
+
+    def __init__(
+        self, workdir: str, service_config: str, *, run_id: str, spawner_config: str = "", **kw
+    ):
+        self.gateway = bridge_gateway()
+        self.run_id = run_id
+        self.spawner_config = spawner_config
+        super().__init__(workdir, service_config, **kw)
+
+    def _config(self) -> str:
+        return (
+            super()._config()
+            + textwrap.dedent(
+                f"""
+            # ---- tests/support/spawnerhub.py: R2DDockerSpawner on the local engine
+            c.JupyterHub.spawner_class = "r2dservice.spawners.docker.R2DDockerSpawner"
+            # Containers reach the hub at the bridge's gateway; the hub listens there only.
+            c.JupyterHub.hub_ip = {self.gateway!r}
+            c.JupyterHub.hub_connect_ip = {self.gateway!r}
+            c.JupyterHub.default_url = "/hub/home"
+            # r2dservice_url stays unset: the helper finds the hub's service `binder`.
+            c.DockerSpawner.remove = True
+            c.DockerSpawner.pull_policy = "never"   # nothing can be pulled here
+            c.DockerSpawner.prefix = "r2dtest-{self.run_id}"
+            c.DockerSpawner.extra_create_kwargs = {{
+                "labels": {{{LABEL!r}: {LABEL_VALUE!r}, "r2dservice.test.run": {self.run_id!r}}}
+            }}
+            c.Spawner.start_timeout = 120
+            c.Spawner.http_timeout = 120
+            c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 1}}
+            """
+            )
+            + textwrap.dedent(self.spawner_config)
+        )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.gateway}:{self.api_port}/hub/api"
+
+
+def singleuser_dockerfile(base_image: str, jupyterhub_version: str, nonce: str) -> str:
+    """An image that runs jupyterhub-singleuser (the hub's JupyterHub version). The heavy
+    layers do not change between runs, so Docker's layer cache makes them once per machine;
+    the last step echoes the nonce, so every run really builds something."""
+    return textwrap.dedent(
+        f"""\
+        FROM {base_image}
+        LABEL {LABEL}={LABEL_VALUE}
+        # HTTPS to PyPI from inside a build needs the machine's CA bundle.
+        COPY ca-bundle.crt /etc/r2dtest-ca-bundle.crt
+        ENV PIP_CERT=/etc/r2dtest-ca-bundle.crt REQUESTS_CA_BUNDLE=/etc/r2dtest-ca-bundle.crt \\
+            PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+        RUN apt-get update \\
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv \\
+         && rm -rf /var/lib/apt/lists/*
+        RUN python3 -m venv /opt/venv \\
+         && /opt/venv/bin/pip install "jupyterhub=={jupyterhub_version}" jupyter_server
+        RUN useradd --create-home --uid 1000 jovyan
+        ENV PATH=/opt/venv/bin:$PATH
+        RUN echo "r2dtest-spawner-built-{nonce}"
+        USER 1000
+        WORKDIR /home/jovyan
+        CMD ["jupyterhub-singleuser"]
+        """
+    )
+
+
+def git_spec(git_server, name: str) -> str:
+    return f"git/{quote(git_server.url(name), safe='')}/main"
+
+
+def singleuser_repo(git_server, base_image: str, nonce: str) -> str:
+    """The repository of a singleuser image on the test git server -> its spec."""
+    import jupyterhub
+
+    ca = os.environ.get("R2D_TEST_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
+    path = git_server.root / "singleuser"
+    make_repo(
+        path,
+        {
+            "Dockerfile": singleuser_dockerfile(base_image, jupyterhub.__version__, nonce),
+            "ca-bundle.crt": open(ca, "rb").read(),
+        },
+    )
+    return git_spec(git_server, "singleuser")
+
+
+def cleanup_docker(run_id: str, image_prefix: str) -> None:
+    """Remove this run's spawned containers and the images r2dservice built for it."""
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=r2dservice.test.run={run_id}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    images = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+    ).stdout.split()
+    mine = [i for i in images if i.startswith(image_prefix)]
+    if mine:
+        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True)
+
+
+def docker_available() -> bool:
+    return shutil.which("docker") is not None
