@@ -22,7 +22,7 @@ import yaml
 
 from tests.fakes.forge import fake_sha
 from tests.support.service import REPO
-from tests.support.standins import FakeServers, start_service
+from tests.support.standins import fakes, start_service  # noqa: F401 (a fixture)
 
 try:
     import jsonschema
@@ -238,13 +238,6 @@ def test_openapi_handler_serves_the_document_with_its_prefix():
 # --- the live service ---------------------------------------------------------------
 
 # The stand-ins live in tests/support/standins.py.
-
-
-@pytest.fixture(scope="module")
-def fakes():
-    servers = FakeServers().start()
-    yield servers
-    servers.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,20 +18,13 @@ import pytest
 
 from tests.support.postgres import PostgresServer
 from tests.support.sse import read_events
-from tests.support.standins import FakeServers, start_service
+from tests.support.standins import fakes, start_service  # noqa: F401 (a fixture)
 
 ALICE = {"Authorization": "Bearer alice-token"}
 CAROL = {"Authorization": "Bearer carol-token"}
 BOB = {"Authorization": "Bearer bob-token"}
 ROOT = {"Authorization": "Bearer root-token"}
 STOPPED = "The service stopped during this build. Request it again to build anew.\n"
-
-
-@pytest.fixture(scope="module")
-def fakes():
-    servers = FakeServers().start()
-    yield servers
-    servers.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import os
 import textwrap
 import threading
 
+import pytest
+
 from tests.fakes.forge import FakeForge, fake_sha
 from tests.support.service import ServiceProcess
 
@@ -140,3 +142,11 @@ def start_service(workdir, fakes: FakeServers, config: str = "", env=None) -> Se
     return svc.start()
 
 
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    """The stand-ins, started once per test module."""
+    servers = FakeServers().start()
+    yield servers
+    servers.stop()
