@@ -330,6 +330,25 @@ async def test_invalid_input_is_explained_under_the_field_before_any_request(ali
     assert await page.inner_text("#ref-error") == ""
 
 
+async def test_a_shared_v2_link_opens_the_form_filled_in(alice, hub):
+    page = alice.page
+    await page.goto(hub.service_url + "v2/gh/octo/tick/dev?labpath=notebooks%2Fa.ipynb")
+    await page.wait_for_selector("#build-form[data-ready]")
+    assert await page.input_value("#spec") == "octo/tick"
+    assert await page.input_value("#ref") == "dev"
+    assert await page.input_value("#filepath") == "notebooks/a.ipynb"
+    assert await page.inner_text("#resolved-spec") == "gh/octo/tick/dev"
+    # LAUNCH: the launch feature makes this page start the build (and the server).
+
+
+async def test_an_unknown_build_is_a_404_page(alice, hub):
+    page = alice.page
+    response = await page.goto(hub.service_url + "builds/nosuchbuild")
+    assert response.status == 404
+    assert "No build with id nosuchbuild" in await page.inner_text("#error-message")
+    alice.errors[:] = [e for e in alice.errors if "404" not in e]
+
+
 async def test_keyboard_only_use_of_the_form(alice):
     page = alice.page
     await page.focus("body")

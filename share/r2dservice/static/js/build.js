@@ -105,7 +105,8 @@ function setStatus(phase, message) {
   const word = document.createElement("span");
   word.className = "phase-word";
   word.textContent = phase;
-  const rest = message ? ` — ${message.trim().split("\n").pop().slice(0, 300)}` : "";
+  const line = (message || "").replace(ANSI, "").trim().split(/[\r\n]/).pop().slice(0, 300);
+  const rest = line ? ` — ${line}` : "";
   $("status").replaceChildren(word, document.createTextNode(rest));
 }
 

@@ -121,6 +121,8 @@ async function start() {
       fields.ref.value = ref;
     }
     fields.filepath.value = form.dataset.filepath || "";
+    // As if typed: the link's values stay when the repository field is read.
+    for (const f of [fields.ref, fields.filepath]) f.dataset.typed = f.value ? "1" : "";
   }
   for (const name of ["ref", "filepath"]) {
     fields[name].addEventListener("input", () => { fields[name].dataset.typed = fields[name].value ? "1" : ""; update(); });
