@@ -479,3 +479,84 @@ async def test_unconfigured_url_says_what_to_set(kubeconfig):
     sp.user_options = {"repo": "gh/a/b"}
     with pytest.raises(R2DServiceSpawnError, match="r2dservice_url"):
         await sp.r2dservice_get_image()
+
+
+# ------------------------------------------------------------------ hub restarts
+@pytest.fixture(scope="module")
+def external_hub(infra, run_id, tmp_path_factory):
+    """A hub whose r2dservice is an external service (as on Kubernetes): it outlives hub
+    restarts, and so do its builds."""
+    config = SERVICE_CONFIG.format(
+        registry=infra["registry"], run_id=run_id, r2d_config=infra["r2d_config"]
+    )
+    workdir = tmp_path_factory.mktemp("spawnerhub-external")
+    h = SpawnerHub(str(workdir), config, run_id=run_id, external=True)
+    service = h.external_service(str(tmp_path_factory.mktemp("r2dservice-external"))).start()
+    h.start()
+    h.r2dservice = service
+    yield h
+    h.stop()
+    service.stop()
+    cleanup_docker(run_id, f"{infra['registry']}/r2dtest-{run_id}-")
+
+
+def saved_build(hub, user) -> dict | None:
+    """The spawner state the hub keeps in its database for the user's default server."""
+    import sqlite3
+
+    with sqlite3.connect(f"{hub.state}/jupyterhub.sqlite") as db:
+        rows = db.execute(
+            "SELECT spawners.state FROM spawners JOIN users ON spawners.user_id = users.id"
+            " WHERE users.name = ? AND spawners.name = ''",
+            (user,),
+        ).fetchall()
+    state = json.loads(rows[0][0] or "{}") if rows else {}
+    return state.get("r2dservice_build")
+
+
+async def test_a_hub_restart_during_the_build_reattaches_to_it(
+    http, external_hub, git_server, singleuser
+):
+    hub = external_hub
+    assert singleuser["image"], "needs the image built by the first test"
+    token = hub.token_for("alice")[0]
+    # A slow build on top of the singleuser image: its server can start.
+    make_repo(
+        git_server.root / "slow",
+        {
+            "Dockerfile": f"FROM {singleuser['image']}\nUSER root\n"
+            f"RUN for i in $(seq 1 15); do echo tick-$i-{time.time_ns()}; sleep 1; done\nUSER 1000\n"
+        },
+    )
+    spec = git_spec(git_server, "slow")
+    status, body = request(
+        "POST", hub.url("hub/api/users/alice/server"), {"repo": spec}, auth(token), timeout=60
+    )
+    assert status == 202, (status, body)
+    # The build id is in the hub's database while the image builds.
+    for _ in range(300):
+        saved = saved_build(hub, "alice")
+        if saved:
+            break
+        await asyncio.sleep(0.1)
+    assert saved and saved["spec"] == spec, saved
+    await asyncio.sleep(3)  # into the build
+
+    hub.stop()
+    assert saved_build(hub, "alice") == saved  # kept across the hub's shutdown
+    hub.start()
+    status, body = request("GET", f"{hub.service_url}api/builds/{saved['id']}", headers=auth(token))
+    assert status == 200 and body["state"] in ("running", "ready"), body  # it went on
+
+    # Start again (the hub remembers the options): the helper follows the same build.
+    status, events = await spawn(http, hub, "alice", token, None)
+    messages = [e.get("message", "") for e in events]
+    assert events[-1].get("ready"), messages[-10:]
+    assert f"Re-attached to build {saved['id']} of {spec}." in messages, messages[:5]
+    assert any("tick-1-" in m for m in messages), messages  # the log from its start
+    status, body = request("GET", f"{hub.service_url}api/builds?spec=slow", headers=auth(token))
+    assert [b["id"] for b in body["builds"]] == [saved["id"]], body
+    assert container_image(hub, "alice") == body["builds"][0]["image_name"]
+    assert saved_build(hub, "alice") is None  # seen to its end: forgotten
+    assert spawn_tokens_left(hub, "alice") == []
+    await stop(hub, "alice", token)
