@@ -42,7 +42,7 @@ def jinja_env(
 
 
 def static_roots(share: str, static_paths) -> list[str]:
-    return [os.path.abspath(p) for p in static_paths] + [os.path.join(share, "static")]
+    return [os.path.abspath(p) for p in [*static_paths, os.path.join(share, "static")]]
 
 
 def find_static(roots: list[str], path: str) -> tuple[str, str] | None:
