@@ -349,6 +349,22 @@ async def test_an_unknown_build_is_a_404_page(alice, hub):
     alice.errors[:] = [e for e in alice.errors if "404" not in e]
 
 
+async def test_a_user_who_may_not_build_is_told_why(browser, hub):
+    s = await login(browser, hub, "bob")
+    try:
+        page = s.page
+        assert await page.inner_text("#may-build") == "may not"
+        await page.fill("#spec", "https://github.com/octo/quick")
+        await page.click("#build-button")
+        await page.wait_for_function("document.getElementById('status').textContent.length > 20")
+        assert "build" in (await page.inner_text("#status")).lower()
+        assert await page.get_attribute("#status", "class") == "status-line error"
+        assert "/builds/" not in page.url and await page.is_enabled("#build-button")
+    finally:
+        await s.context.close()
+    assert [e for e in s.errors if "403" not in e] == []
+
+
 async def test_keyboard_only_use_of_the_form(alice):
     page = alice.page
     await page.focus("body")
