@@ -10,7 +10,12 @@ here = os.path.dirname(os.path.abspath(__file__))
 def data_files():
     """Install share/r2dservice/ under <prefix>/share/r2dservice/, as JupyterHub does."""
     out = []
-    for root, _dirs, files in os.walk(os.path.join("share", "r2dservice")):
+    share = os.path.join("share", "r2dservice")
+    for root, dirs, files in os.walk(share):
+        if root == share:
+            # js/ is npm's working folder (dev/build-static.sh copies what pages need
+            # into static/vendor/): its node_modules must not be installed.
+            dirs[:] = [d for d in dirs if d != "js"]
         if files:
             out.append((root, [os.path.join(root, f) for f in files]))
     return out
