@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
-PYTHON=${PYTHON:-python3}
 bash dev/services.sh >/dev/null
 # shellcheck source=/dev/null
 . "$STATE/env.sh"
+# The venv dev/services.sh made (never the system Python), its bin folder first on PATH.
+PYTHON=$R2D_PYTHON
+export PATH="${R2D_PYTHON%/*}:$PATH"
 what=${1:-all}
 if [ "$what" = all ] || [ "$what" = local ]; then
     "$PYTHON" -m benchmarks.bench_local "${@:2}"

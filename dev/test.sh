@@ -16,6 +16,8 @@ bash dev/services.sh
 # The venv's bin folder first on PATH, as if activated: `python3`, `repo2docker` and the
 # other console scripts that tests and helper scripts start are the venv's.
 export PATH="${R2D_PYTHON%/*}:$PATH"
+# The pages' front-end files from npm (pinned; a no-op when already built).
+bash dev/build-static.sh
 
 # The whole suite, unless the arguments name test files or folders themselves.
 targets=(tests)
