@@ -265,27 +265,19 @@ class R2DServiceSpawnerMixin(LoggingConfigurable):
 
     # ------------------------------------------------------------- options
     def run_options_from_form(self, form_data):
-        options = super().run_options_from_form(form_data)
-        options = dict(options or {})
-        for key in ("repo", "ref"):
-            value = form_data.get(key)
-            if isinstance(value, list):
-                value = value[0] if value else ""
-            if value is not None:
-                value = str(value).strip()
-                if value:
-                    options[key] = value
-                else:
-                    options.pop(key, None)
-        return options
+        return _take_repo_fields(super().run_options_from_form(form_data), form_data)
+
+    def options_from_query(self, query_data):
+        # /hub/spawn?repo=...&ref=... (JupyterHub calls this, not run_options_from_form)
+        return _take_repo_fields(super().options_from_query(query_data), query_data)
 
     def r2dservice_spec(self) -> str | None:
         """The "<provider>/<spec>" this spawn builds, or None for the base spawner's image."""
         options = self.user_options or {}
-        repo = options.get("repo") or self.r2dservice_repo
+        repo = _one(options.get("repo")) or self.r2dservice_repo
         if not repo:
             return None
-        ref = options.get("ref") if options.get("repo") else self.r2dservice_ref
+        ref = _one(options.get("ref")) if _one(options.get("repo")) else self.r2dservice_ref
         if not isinstance(repo, str) or not isinstance(ref or "", str):
             raise R2DServiceSpawnError("'repo' and 'ref' must be strings")
         try:
@@ -317,8 +309,16 @@ class R2DServiceSpawnerMixin(LoggingConfigurable):
             spec = self.r2dservice_spec()
             if spec is None:
                 return None
+            t0 = time.perf_counter()
             image = await _Session(self, spec).run()
             self._r2d_image = self.image = image
+            self.log.info(
+                "r2dservice: image %s of %s for %s in %.1f ms",
+                image,
+                spec,
+                self._log_name,
+                (time.perf_counter() - t0) * 1000,
+            )
             return image
         finally:
             self._r2d_done = True
@@ -347,6 +347,27 @@ class R2DServiceSpawnerMixin(LoggingConfigurable):
                 await self._r2d_changed.wait()
         async for event in super().progress():
             yield event
+
+
+def _one(value):
+    """A form field's value: forms and query strings give lists of one."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else ""
+    return value
+
+
+def _take_repo_fields(options, data) -> dict:
+    """`options` with the form's (or query's) `repo` and `ref`, stripped; empty: none."""
+    options = dict(options or {})
+    for key in ("repo", "ref"):
+        if key in data:
+            value = _one(data[key])
+            value = value.strip() if isinstance(value, str) else value
+            if value:
+                options[key] = value
+            else:
+                options.pop(key, None)
+    return options
 
 
 class _Session:

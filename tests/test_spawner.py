@@ -124,6 +124,13 @@ class _Stub:
 def test_options_from_form_and_state():
     sp = _Stub.make()
     assert sp.run_options_from_form({"repo": [" gh/a/b "], "ref": [""]}) == {"repo": "gh/a/b"}
+    # /hub/spawn?repo=...&ref=... goes through options_from_query
+    assert sp.options_from_query({"repo": ["gh/a/b"], "ref": ["v1"]}) == {
+        "repo": "gh/a/b",
+        "ref": "v1",
+    }
+    sp.user_options = {"repo": ["gh/a/b"]}  # a base that passes form lists through
+    assert sp.r2dservice_spec() == "gh/a/b/HEAD"
     sp.user_options = {"repo": "https://github.com/a/b", "ref": "main"}
     assert sp.r2dservice_spec() == "gh/a/b/main"
     sp.user_options = {}
@@ -429,7 +436,7 @@ def kube_spawner(hub, user, **config):
 
 async def test_kubespawner_pod_manifest_carries_the_image(hub, singleuser, kubeconfig):
     assert singleuser["image"], "needs the image built by the first test"
-    sp = kube_spawner(hub, "alice", image="quay.io/jupyter/base-notebook:latest")
+    sp = kube_spawner(hub, "alice", image="configured-default-image:1")
     sp.user_options = {"repo": singleuser["spec"]}
     assert await sp.r2dservice_get_image() == singleuser["image"]
     await sp.load_user_options()
