@@ -25,6 +25,8 @@ from tests.support.spawnerhub import (
     SpawnerHub,
     cleanup_docker,
     git_spec,
+    hub_venv,
+    jupyterhub_version,
     singleuser_repo,
 )
 from tests.support.sse import read_events
@@ -565,5 +567,48 @@ async def test_a_hub_restart_during_the_build_reattaches_to_it(
     assert [b["id"] for b in body["builds"]] == [saved["id"]], body
     assert container_image(hub, "alice") == body["builds"][0]["image_name"]
     assert saved_build(hub, "alice") is None  # seen to its end: forgotten
+    assert spawn_tokens_left(hub, "alice") == []
+    await stop(hub, "alice", token)
+
+
+# ------------------------------------------------------------------ JupyterHub 5
+@pytest.fixture(scope="module")
+def hub5(infra, run_id, tmp_path_factory):
+    """A JupyterHub 5 hub from a venv with only JupyterHub and DockerSpawner (r2dservice's
+    spawner module comes from this checkout, without its service's dependencies)."""
+    python = hub_venv(5)
+    config = SERVICE_CONFIG.format(
+        registry=infra["registry"], run_id=run_id, r2d_config=infra["r2d_config"]
+    )
+    h = SpawnerHub(
+        str(tmp_path_factory.mktemp("spawnerhub5")), config, run_id=f"{run_id}-5", python=python
+    ).start()
+    h.jupyterhub_version = jupyterhub_version(python)
+    yield h
+    h.stop()
+    cleanup_docker(f"{run_id}-5", f"{infra['registry']}/r2dtest-{run_id}-")
+
+
+async def test_jupyterhub5_spawn_builds_the_repository_and_starts_the_server(
+    http, hub5, git_server, infra, run_id
+):
+    hub = hub5
+    assert hub.jupyterhub_version.startswith("5."), hub.jupyterhub_version
+    token = hub.token_for("alice")[0]
+    nonce = f"{run_id}-5-{time.time_ns()}"
+    spec = singleuser_repo(
+        git_server, infra["base_image"], nonce, version=hub.jupyterhub_version, name="singleuser5"
+    )
+    status, events = await spawn(http, hub, "alice", token, {"repo": spec})
+    messages = [e.get("message", "") for e in events]
+    assert events[-1].get("ready"), messages[-15:]
+    assert any(f"r2dtest-spawner-built-{nonce}" in m for m in messages), messages[-30:]
+    status, body = request(
+        "GET", f"{hub.service_url}api/builds?spec=singleuser5", headers=auth(token)
+    )
+    assert body["builds"][0]["user"] == "alice" and body["builds"][0]["state"] == "ready", body
+    assert container_image(hub, "alice") == body["builds"][0]["image_name"]
+    status, body = request("GET", hub.url("user/alice/api"), timeout=30)
+    assert status == 200 and "version" in body, (status, body)
     assert spawn_tokens_left(hub, "alice") == []
     await stop(hub, "alice", token)

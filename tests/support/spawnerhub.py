@@ -13,16 +13,19 @@ and images made here carry the label `r2dservice.test=spawner` (and the run id) 
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 from urllib.parse import quote
 
 from tests.fakes.gitserver import make_repo
 from tests.support.hub import Hub
+from tests.support.service import REPO
 
 LABEL = "r2dservice.test"
 LABEL_VALUE = "spawner"
@@ -82,6 +85,59 @@ class SpawnerHub(Hub):
     def api_url(self) -> str:
         return f"http://{self.gateway}:{self.api_port}/hub/api"
 
+    @property
+    def env(self) -> dict:
+        # A hub from another venv imports r2dservice.spawner from this checkout (and
+        # nothing else of r2dservice's dependencies: the venv has only JupyterHub and
+        # DockerSpawner).
+        env = super().env
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+        return env
+
+
+def hub_venv(major: int) -> str:
+    """A Python with JupyterHub <major>.x and DockerSpawner, nothing of r2dservice's own
+    dependencies (as in a hub image): made once under the dev state folder and reused."""
+    state = os.environ.get("R2DSERVICE_DEV_STATE", "/var/lib/r2dservice-dev")
+    venv = os.path.join(state, "venvs", f"jupyterhub{major}-dockerspawner")
+    python = os.path.join(venv, "bin", "python")
+    check = [
+        python,
+        "-c",
+        "import jupyterhub, dockerspawner, sys;"
+        f" sys.exit(jupyterhub.__version__.split('.')[0] != '{major}')",
+    ]
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    with open(venv + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(python) and subprocess.run(check, capture_output=True).returncode == 0:
+            return python
+        want = [
+            f"jupyterhub>={major}.3,<{major + 1}"
+            if major == 5
+            else f"jupyterhub>={major},<{major + 1}",
+            "dockerspawner",
+        ]
+        for cmd in (
+            [sys.executable, "-m", "venv", "--clear", venv],
+            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *want],
+        ):
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout}{out.stderr}")
+        if subprocess.run(check, capture_output=True).returncode:
+            raise RuntimeError(f"{venv} has no JupyterHub {major}.x after installing {want}")
+    return python
+
+
+def jupyterhub_version(python: str) -> str:
+    return subprocess.run(
+        [python, "-c", "import jupyterhub; print(jupyterhub.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
 
 def singleuser_dockerfile(base_image: str, jupyterhub_version: str, nonce: str) -> str:
     """An image that runs jupyterhub-singleuser (the hub's JupyterHub version). The heavy
@@ -114,20 +170,19 @@ def git_spec(git_server, name: str) -> str:
     return f"git/{quote(git_server.url(name), safe='')}/main"
 
 
-def singleuser_repo(git_server, base_image: str, nonce: str) -> str:
-    """The repository of a singleuser image on the test git server -> its spec."""
+def singleuser_repo(
+    git_server, base_image: str, nonce: str, version: str | None = None, name: str = "singleuser"
+) -> str:
+    """The repository of a singleuser image (JupyterHub `version`, default this one's) on
+    the test git server -> its spec."""
     import jupyterhub
 
     ca = os.environ.get("R2D_TEST_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
-    path = git_server.root / "singleuser"
-    make_repo(
-        path,
-        {
-            "Dockerfile": singleuser_dockerfile(base_image, jupyterhub.__version__, nonce),
-            "ca-bundle.crt": open(ca, "rb").read(),
-        },
-    )
-    return git_spec(git_server, "singleuser")
+    with open(ca, "rb") as f:
+        bundle = f.read()
+    dockerfile = singleuser_dockerfile(base_image, version or jupyterhub.__version__, nonce)
+    make_repo(git_server.root / name, {"Dockerfile": dockerfile, "ca-bundle.crt": bundle})
+    return git_spec(git_server, name)
 
 
 def cleanup_docker(run_id: str, image_prefix: str) -> None:
