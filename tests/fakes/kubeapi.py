@@ -14,6 +14,11 @@ for a pod client (kubernetes_asyncio, kubectl-style JSON) to not know the differ
   response; `allowWatchBookmarks` and `timeoutSeconds` are honoured;
 - pod log with `follow`, `timestamps`, `sinceTime`, `tailLines`: 400 while the container
   waits to start, then the lines so far, then new lines until the container ends;
+- secrets: create, get, list (with `labelSelector`), merge-patch
+  (`application/merge-patch+json`; other patch types answer 415 here), delete; `data`
+  must be base64 (400 otherwise, as the API's JSON decoding says), `stringData` is
+  folded into `data` on create; the garbage collector deletes a Secret whose
+  ownerReferences name a pod (by uid) that is gone, or is deleted;
 - Status objects for errors (404 NotFound, 409 AlreadyExists, 422 Invalid, 500...).
   Created pods are validated with kubernetes-validate --strict, like the real API
   rejects unknown fields (with fieldValidation=Strict).
@@ -24,9 +29,12 @@ drop_watches(), compact()/expire_next_watches() (410), fail_requests() (500s),
 log_delay / break_logs() (slow and broken log streams). `stats` counts requests and
 concurrently open streams per endpoint, and TCP connections.
 """
+
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import copy
 import datetime
 import json
@@ -57,7 +65,9 @@ def now_rfc3339() -> str:
 def rfc3339nano(ns: int) -> str:
     """Go's time.RFC3339Nano, as the kubelet writes log timestamps: trailing zeros trimmed."""
     secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.datetime.fromtimestamp(secs, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.datetime.fromtimestamp(secs, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
     frac_s = f"{frac:09d}".rstrip("0")
     return base + (f".{frac_s}" if frac_s else "") + "Z"
 
@@ -103,25 +113,25 @@ def parse_selector(selector: str) -> Callable[[dict], bool]:
         if m:
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
             if op == "in":
-                checks.append(lambda l, k=key, vs=values: l.get(k) in vs)
+                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
             else:
-                checks.append(lambda l, k=key, vs=values: l.get(k) not in vs)
+                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
             continue
         m = re.match(r"^([\w./-]+)\s*(==|=|!=)\s*([\w./-]*)$", term)
         if m:
             key, op, value = m.groups()
             if op == "!=":
-                checks.append(lambda l, k=key, v=value: l.get(k) != v)
+                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
             else:
-                checks.append(lambda l, k=key, v=value: l.get(k) == v)
+                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
             continue
         m = re.match(r"^(!?)([\w./-]+)$", term)
         if m:
             neg, key = m.groups()
             if neg:
-                checks.append(lambda l, k=key: k not in l)
+                checks.append(lambda labels, k=key: k not in labels)
             else:
-                checks.append(lambda l, k=key: k in l)
+                checks.append(lambda labels, k=key: k in labels)
             continue
         raise ValueError(f"unable to parse requirement: {term!r}")
     return lambda labels: all(c(labels) for c in checks)
@@ -179,6 +189,8 @@ class FakeKubeAPI:
         self.gone_as_http_status = gone_as_http_status
         self.rv = 1
         self.pods: dict[tuple[str, str], Pod] = {}
+        self.secrets: dict[tuple[str, str], dict] = {}
+        self.deleted_secrets: list[tuple[str, str]] = []  # (namespace, name), in order
         # (rv, type, namespace, pod) for replay; everything at or below compacted_rv is gone
         self.history: deque = deque()
         self.compacted_rv = 0
@@ -209,15 +221,24 @@ class FakeKubeAPI:
         app.router.add_get(ns + "/{name}", self._get)
         app.router.add_delete(ns + "/{name}", self._delete)
         app.router.add_get(ns + "/{name}/log", self._log)
+        sec = "/api/v1/namespaces/{ns}/secrets"
+        app.router.add_get(sec, self._list_secrets)
+        app.router.add_post(sec, self._create_secret)
+        app.router.add_get(sec + "/{name}", self._get_secret)
+        app.router.add_patch(sec + "/{name}", self._patch_secret)
+        app.router.add_delete(sec + "/{name}", self._delete_secret)
         app.router.add_get("/version", self._version)
         app.router.add_get("/fake/stats", self._stats)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=0.1
+        )
         await self._runner.setup()
         self._count_tcp(self._runner.server)
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         sock = site._server.sockets[0]
-        self.url = "http://%s:%d" % sock.getsockname()[:2]
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
         return self.url
 
     async def stop(self) -> None:
@@ -455,6 +476,64 @@ class FakeKubeAPI:
         """Delete a pod as someone else would (kubectl delete)."""
         return self._remove(namespace, name)
 
+    # --- secrets ---
+
+    def add_secret(
+        self,
+        name: str,
+        data: dict[str, str],
+        namespace: str = "default",
+        labels: dict | None = None,
+    ) -> dict:
+        """Put a Secret in place (as an operator would); `data` values as plain text."""
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": name, "labels": dict(labels or {})},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        self._default_secret(secret, namespace)
+        self.secrets[(namespace, name)] = secret
+        return copy.deepcopy(secret)
+
+    def get_secret(self, name: str, namespace: str = "default") -> dict | None:
+        return copy.deepcopy(self.secrets.get((namespace, name)))
+
+    def secret_value(self, name: str, key: str, namespace: str = "default") -> str | None:
+        """The decoded value of one key, None when the Secret or the key is missing."""
+        secret = self.secrets.get((namespace, name))
+        if secret is None or key not in (secret.get("data") or {}):
+            return None
+        return base64.b64decode(secret["data"][key]).decode()
+
+    def _default_secret(self, secret: dict, namespace: str) -> None:
+        meta = secret["metadata"]
+        meta["namespace"] = namespace
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        self.rv += 1
+        meta["resourceVersion"] = str(self.rv)
+        secret.setdefault("type", "Opaque")
+
+    def _remove_secret(self, namespace: str, name: str) -> dict | None:
+        secret = self.secrets.pop((namespace, name), None)
+        if secret is not None:
+            self.deleted_secrets.append((namespace, name))
+        return secret
+
+    def _collect_garbage(self, namespace: str) -> None:
+        """The garbage collector: Secrets owned by a pod (uid) that no longer exists go."""
+        uids = {p["metadata"]["uid"] for (ns, _), p in self.pods.items() if ns == namespace}
+        for (ns, name), secret in list(self.secrets.items()):
+            refs = secret["metadata"].get("ownerReferences") or []
+            if (
+                ns == namespace
+                and refs
+                and not any(r.get("kind") == "Pod" and r.get("uid") in uids for r in refs)
+            ):
+                self._remove_secret(ns, name)
+
     # --- internals: storage and events ---
 
     def _default_pod(self, pod: Pod, namespace: str) -> None:
@@ -511,6 +590,7 @@ class FakeKubeAPI:
         pod["metadata"]["deletionTimestamp"] = now_rfc3339()
         pod["metadata"]["deletionGracePeriodSeconds"] = 0
         self._emit("DELETED", pod)
+        self._collect_garbage(namespace)
         log = self._logs.pop((namespace, name), None)
         if log:
             log.ended = True
@@ -543,6 +623,10 @@ class FakeKubeAPI:
         path = route.canonical if route is not None else request.path
         if path.endswith("/log"):
             return "log"
+        if "/secrets" in path:
+            if path.endswith("{name}"):
+                return "secret-" + request.method.lower()
+            return "secret-create" if request.method == "POST" else "secret-list"
         if path.endswith("{name}"):
             return {"GET": "get", "DELETE": "delete"}.get(request.method, request.method)
         if path.endswith("/pods"):
@@ -559,7 +643,11 @@ class FakeKubeAPI:
         st = self.stats[endpoint]
         st.requests += 1
         for f in self._failures:
-            if f["n"] > 0 and f["endpoint"] in (None, endpoint) and f["method"] in (None, request.method):
+            if (
+                f["n"] > 0
+                and f["endpoint"] in (None, endpoint)
+                and f["method"] in (None, request.method)
+            ):
                 f["n"] -= 1
                 reason = "InternalError" if f["status"] == 500 else "ServiceUnavailable"
                 return status_response(f["status"], reason, "injected failure")
@@ -572,7 +660,9 @@ class FakeKubeAPI:
 
     async def _version(self, request):
         major, minor = self.kube_version.split(".")[:2]
-        return web.json_response({"major": major, "minor": minor, "gitVersion": f"v{self.kube_version}.0"})
+        return web.json_response(
+            {"major": major, "minor": minor, "gitVersion": f"v{self.kube_version}.0"}
+        )
 
     async def _stats(self, request):
         return web.json_response(self.stats_dict())
@@ -705,10 +795,14 @@ class FakeKubeAPI:
         meta = body.setdefault("metadata", {})
         name = meta.get("name")
         if not name:
-            return status_response(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value")
+            return status_response(
+                422, "Invalid", 'Pod "" is invalid: metadata.name: Required value'
+            )
         if meta.get("namespace") not in (None, namespace):
             return status_response(
-                400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request"
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
             )
         if self.validate:
             import kubernetes_validate
@@ -717,7 +811,9 @@ class FakeKubeAPI:
                 kubernetes_validate.validate(body, self.kube_version, strict=True)
             except kubernetes_validate.ValidationError as e:
                 path = ".".join(str(p) for p in e.path)
-                return status_response(422, "Invalid", f'Pod "{name}" is invalid: {path}: {e.message}')
+                return status_response(
+                    422, "Invalid", f'Pod "{name}" is invalid: {path}: {e.message}'
+                )
         if (namespace, name) in self.pods:
             return status_response(
                 409,
@@ -732,14 +828,18 @@ class FakeKubeAPI:
         ns, name = request.match_info["ns"], request.match_info["name"]
         pod = self.pods.get((ns, name))
         if pod is None:
-            return status_response(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+            return status_response(
+                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
+            )
         return web.json_response(pod)
 
     async def _delete(self, request: web.Request):
         ns, name = request.match_info["ns"], request.match_info["name"]
         pod = self._remove(ns, name)
         if pod is None:
-            return status_response(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+            return status_response(
+                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
+            )
         return web.json_response(pod)
 
     async def _log(self, request: web.Request):
@@ -747,7 +847,9 @@ class FakeKubeAPI:
         key = (ns, name)
         pod = self.pods.get(key)
         if pod is None:
-            return status_response(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+            return status_response(
+                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
+            )
         container = request.query.get("container") or pod["spec"]["containers"][0]["name"]
         if container not in [c["name"] for c in pod["spec"]["containers"]]:
             return status_response(
@@ -808,6 +910,166 @@ class FakeKubeAPI:
         finally:
             self._log_responses[key].pop(id(request), None)
         return resp
+
+    # --- secrets over HTTP ---
+
+    def _secret_not_found(self, name: str):
+        return status_response(
+            404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"}
+        )
+
+    @staticmethod
+    def _check_data(secret: dict) -> str | None:
+        """The API decodes `data` values as base64 ([]byte in Go's JSON): an error or None."""
+        data = secret.get("data") or {}
+        if not isinstance(data, dict):
+            return "data: expected a map"
+        for key, value in data.items():
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                return f"illegal base64 data in data[{key!r}]"
+        return None
+
+    async def _create_secret(self, request: web.Request):
+        namespace = request.match_info["ns"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return status_response(400, "BadRequest", "the body of the request was not valid JSON")
+        if not isinstance(body, dict):
+            return status_response(400, "BadRequest", "expected a Secret object")
+        body.setdefault("apiVersion", "v1")
+        body.setdefault("kind", "Secret")
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            return status_response(
+                422, "Invalid", 'Secret "" is invalid: metadata.name: Required value'
+            )
+        if meta.get("namespace") not in (None, namespace):
+            return status_response(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
+        error = self._check_data(body)
+        if error:
+            return status_response(400, "BadRequest", error)
+        if self.validate:
+            import kubernetes_validate
+
+            try:
+                kubernetes_validate.validate(body, self.kube_version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                path = ".".join(str(p) for p in e.path)
+                return status_response(
+                    422, "Invalid", f'Secret "{name}" is invalid: {path}: {e.message}'
+                )
+        if (namespace, name) in self.secrets:
+            return status_response(
+                409,
+                "AlreadyExists",
+                f'secrets "{name}" already exists',
+                {"name": name, "kind": "secrets"},
+            )
+        for key, value in (body.pop("stringData", None) or {}).items():
+            body.setdefault("data", {})[key] = base64.b64encode(value.encode()).decode()
+        self._default_secret(body, namespace)
+        self.secrets[(namespace, name)] = body
+        return web.json_response(body, status=201)
+
+    async def _get_secret(self, request: web.Request):
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        secret = self.secrets.get((ns, name))
+        if secret is None:
+            return self._secret_not_found(name)
+        return web.json_response(secret)
+
+    async def _list_secrets(self, request: web.Request):
+        namespace = request.match_info["ns"]
+        try:
+            matches = parse_selector(request.query.get("labelSelector", ""))
+        except ValueError as e:
+            return status_response(400, "BadRequest", str(e))
+        items = []
+        for (ns, _), secret in sorted(self.secrets.items()):
+            if ns == namespace and matches(secret["metadata"].get("labels") or {}):
+                item = dict(secret)
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
+                items.append(item)
+        return web.json_response(
+            {
+                "kind": "SecretList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.rv)},
+                "items": items,
+            }
+        )
+
+    async def _patch_secret(self, request: web.Request):
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype != "application/merge-patch+json":
+            # The real API takes strategic merge and JSON patches too; this stand-in
+            # does not, so a client that sends them finds out here.
+            return status_response(
+                415, "UnsupportedMediaType", f"the fake takes merge patches only, not {ctype}"
+            )
+        secret = self.secrets.get((ns, name))
+        if secret is None:
+            return self._secret_not_found(name)
+        try:
+            patch = await request.json()
+        except ValueError:
+            return status_response(400, "BadRequest", "the body of the request was not valid JSON")
+        patched = _merge_patch(copy.deepcopy(secret), patch)
+        for fixed in ("name", "namespace", "uid", "creationTimestamp"):
+            if patched["metadata"].get(fixed) != secret["metadata"].get(fixed):
+                return status_response(
+                    422,
+                    "Invalid",
+                    f'Secret "{name}" is invalid: metadata.{fixed}: field is immutable',
+                )
+        error = self._check_data(patched)
+        if error:
+            return status_response(400, "BadRequest", error)
+        self.rv += 1
+        patched["metadata"]["resourceVersion"] = str(self.rv)
+        self.secrets[(ns, name)] = patched
+        # An owner that does not exist (any more): the collector deletes the dependent.
+        self._collect_garbage(ns)
+        return web.json_response(patched)
+
+    async def _delete_secret(self, request: web.Request):
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        secret = self._remove_secret(ns, name)
+        if secret is None:
+            return self._secret_not_found(name)
+        return web.json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": name, "kind": "secrets", "uid": secret["metadata"]["uid"]},
+            }
+        )
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    if not isinstance(target, dict):
+        target = {}
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = _merge_patch(target.get(key), value)
+    return target
 
 
 def _line(obj: dict) -> bytes:

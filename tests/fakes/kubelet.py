@@ -7,12 +7,19 @@ as files, emptyDir as a temporary folder, runAsUser), report Running, stream the
 container's real output into the pod log, and report its real exit code. Deleting the
 pod kills the container. So a test exercises the pod spec the service generated, for real.
 
-Secrets do not live in the fake API; give them to the kubelet: {name: {key: value}}.
+Secrets come from the fake API (FakeKubeAPI.add_secret, or what the service creates), read
+when the container is made, as a real kubelet does: an env var from a missing Secret (or
+key) leaves the container waiting with CreateContainerConfigError ('secret "x" not
+found', "couldn't find key k in Secret ns/x"); a missing Secret volume leaves it in
+ContainerCreating (a real kubelet's FailedMount). Either way the kubelet retries, and the
+container starts once the Secret is there.
 Containers use the host's network (the registry on 127.0.0.1:5000, git servers).
 """
+
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -29,12 +36,12 @@ class DockerKubelet:
         self,
         api: FakeKubeAPI,
         *,
-        secrets: dict[str, dict[str, str]] | None = None,
         node: str = "docker-node",
         docker: str = "docker",
+        retry_interval: float = 0.5,
     ):
         self.api = api
-        self.secrets = secrets or {}
+        self.retry_interval = retry_interval
         self.node = node
         self.docker = docker
         self.containers: dict[tuple[str, str], str] = {}  # (ns, pod) -> container name
@@ -84,8 +91,12 @@ class DockerKubelet:
 
     async def _image_exists(self, image: str) -> bool:
         proc = await asyncio.create_subprocess_exec(
-            self.docker, "image", "inspect", image,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            self.docker,
+            "image",
+            "inspect",
+            image,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         return await proc.wait() == 0
 
@@ -102,14 +113,27 @@ class DockerKubelet:
         image = container["image"]
         if not await self._image_exists(image):
             self.api.set_waiting(
-                name, "ErrImagePull", f'pull access denied for "{image}": not on this node', namespace=ns
+                name,
+                "ErrImagePull",
+                f'pull access denied for "{image}": not on this node',
+                namespace=ns,
             )
             return
-        try:
-            run_args = self._run_args(pod, container)
-        except KeyError as e:
-            self.api.set_waiting(name, "CreateContainerConfigError", f"secret or key not found: {e}", namespace=ns)
-            return
+        reported = None
+        while True:
+            try:
+                run_args = self._run_args(pod, container)
+                break
+            except _MountFailed:
+                state = ("ContainerCreating", "")  # with a FailedMount Event, not a reason
+            except _ConfigError as e:
+                state = ("CreateContainerConfigError", str(e))
+            if self.api.get_pod(name, ns) is None:
+                return
+            if state != reported:
+                self.api.set_waiting(name, *state, namespace=ns)
+                reported = state
+            await asyncio.sleep(self.retry_interval)
         cname = f"fake-kubelet-{name}"[:120]
         await self._docker("rm", "-f", cname, check=False)
         self.docker_args[name] = run_args
@@ -120,7 +144,12 @@ class DockerKubelet:
             return
         self.api.start_container(name, namespace=ns, node=self.node)
         logs = await asyncio.create_subprocess_exec(
-            self.docker, "logs", "-f", cname, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            self.docker,
+            "logs",
+            "-f",
+            cname,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         # The kubelet's log interleaves stdout and stderr as they come.
         await asyncio.gather(self._pump(logs.stdout, name, ns), self._pump(logs.stderr, name, ns))
@@ -150,13 +179,21 @@ class DockerKubelet:
                 args += ["-e", f"{e['name']}={e['value']}"]
             elif "secretKeyRef" in e.get("valueFrom", {}):
                 ref = e["valueFrom"]["secretKeyRef"]
-                args += ["-e", f"{e['name']}={self.secrets[ref['name']][ref['key']]}"]
+                ns = pod["metadata"]["namespace"]
+                if self.api.get_secret(ref["name"], ns) is None:
+                    raise _ConfigError(f'secret "{ref["name"]}" not found')
+                value = self.api.secret_value(ref["name"], ref["key"], ns)
+                if value is None:
+                    raise _ConfigError(
+                        f"couldn't find key {ref['key']} in Secret {ns}/{ref['name']}"
+                    )
+                args += ["-e", f"{e['name']}={value}"]
         workdir = self._tmp / pod["metadata"]["name"]
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         # Docker mounts in order of the target path, so a file inside a folder mount works.
         for m in sorted(container.get("volumeMounts", []), key=lambda m: m["mountPath"]):
             vol = volumes[m["name"]]
-            source = self._volume_source(vol, workdir)
+            source = self._volume_source(vol, workdir, pod["metadata"]["namespace"])
             if m.get("subPath"):
                 source = os.path.join(source, m["subPath"])
             mode = ":ro" if m.get("readOnly") else ""
@@ -175,7 +212,7 @@ class DockerKubelet:
         args += command[1:] + list(container.get("args", []))
         return args
 
-    def _volume_source(self, vol: dict, workdir: Path) -> str:
+    def _volume_source(self, vol: dict, workdir: Path, namespace: str) -> str:
         if "hostPath" in vol:
             return vol["hostPath"]["path"]
         if "emptyDir" in vol:
@@ -183,14 +220,33 @@ class DockerKubelet:
             path.mkdir(parents=True, exist_ok=True)
             return str(path)
         if "secret" in vol:
-            data = self.secrets[vol["secret"]["secretName"]]
+            secret_name = vol["secret"]["secretName"]
+            secret = self.api.get_secret(secret_name, namespace)
+            if secret is None:
+                raise _MountFailed(
+                    f'MountVolume.SetUp failed for volume "{vol["name"]}" : secret "{secret_name}" not found'
+                )
+            data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
             path = workdir / "secrets" / vol["name"]
             path.mkdir(parents=True, exist_ok=True)
             items = vol["secret"].get("items") or [{"key": k, "path": k} for k in data]
             for item in items:
+                if item["key"] not in data:
+                    raise _MountFailed(
+                        f'MountVolume.SetUp failed for volume "{vol["name"]}" : '
+                        f"references non-existent secret key: {item['key']}"
+                    )
                 (path / item["path"]).write_text(data[item["key"]])
             return str(path)
         raise NotImplementedError(f"volume {vol['name']}: only hostPath, emptyDir and secret")
+
+
+class _ConfigError(Exception):
+    """The container's configuration cannot be made (CreateContainerConfigError)."""
+
+
+class _MountFailed(Exception):
+    """A volume cannot be set up: the pod stays ContainerCreating (FailedMount)."""
 
 
 async def remove_leftover_containers(docker: str = "docker") -> None:
