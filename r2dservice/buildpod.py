@@ -7,6 +7,7 @@ to `kubectl apply --dry-run=server -f -` or `kubernetes-validate --strict -`). W
 --ref nothing leaves this machine; without it, the ref is resolved through the
 configured providers (which asks the repository host).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,24 +18,30 @@ from traitlets import Unicode
 from traitlets.config import Application
 
 from . import naming
-from .builders.base import BuildRequest
+from .builders.base import BuildRequest, make_build_request
 from .builders.kubernetes import KubernetesBuilder
-from .builders.objects import to_dict
+from .builders.objects import credentials_secret_name, to_dict
 from .configfile import load_or_exit
+from .spec import redact
 
 
 class BuildPodApp(Application):
     name = "r2dservice-build-pod"
-    description = "Print the Kubernetes build pod manifest (YAML) for a repository, without a cluster."
+    description = (
+        "Print the Kubernetes build pod manifest (YAML) for a repository, without a cluster."
+    )
     examples = """
     r2dservice build-pod -f r2dservice_config.py gh/jupyterhub/zero-to-jupyterhub-k8s/HEAD --ref 0123abc...
     r2dservice build-pod gh/owner/repo/main | kubernetes-validate --strict -
     """
 
     raise_config_file_errors = True  # as the service: a broken file stops it, loudly
-    config_file = Unicode("", help="The r2dservice configuration file to read (-f).").tag(config=True)
+    config_file = Unicode("", help="The r2dservice configuration file to read (-f).").tag(
+        config=True
+    )
     ref = Unicode(
-        "", help="The commit to build. Without it, the spec's ref is resolved through the providers."
+        "",
+        help="The commit to build. Without it, the spec's ref is resolved through the providers.",
     ).tag(config=True)
     user = Unicode("", help="Who asks (the pod's user annotation).").tag(config=True)
 
@@ -67,7 +74,12 @@ class BuildPodApp(Application):
         request = await self.build_request(full_spec)
         builder = KubernetesBuilder(config=self.config, log=self.log)
         pod = to_dict(builder.make_pod(request))
-        head = f"# The build pod r2dservice would create for {full_spec}\n# image: {request.image_name}\n"
+        head = f"# The build pod r2dservice would create for {redact(full_spec)}\n# image: {request.image_name}\n"
+        if request.credentials:
+            head += (
+                f"# with the URL's credentials in a Secret {credentials_secret_name(request)} "
+                "(made per build, owned by the pod)\n"
+            )
         return head + yaml.safe_dump(pod, sort_keys=False)
 
     async def build_request(self, full_spec: str) -> BuildRequest:
@@ -86,15 +98,19 @@ class BuildPodApp(Application):
                 )
             else:
                 resolved = await resolver.resolve(provider, spec)
-                repo, repo_url, resolved_ref = resolved.repo, resolved.repo_url, resolved.resolved_ref
+                repo, repo_url, resolved_ref = (
+                    resolved.repo,
+                    resolved.repo_url,
+                    resolved.resolved_ref,
+                )
         finally:
             await resolver.close()
         builder = KubernetesBuilder(config=self.config, log=self.log)
         prefix = self.config.R2DService.get("image_prefix", _service_default("image_prefix"))
         image = naming.image_name(prefix, provider, repo, resolved_ref, builder.fingerprint())
         push = self.config.R2DService.get("use_registry", None)
-        return BuildRequest(
-            name=naming.build_name(image),
+        # Credentials in a git URL leave it (for a per-build Secret), the spec is redacted.
+        return make_build_request(
             image_name=image,
             repo_url=repo_url,
             ref=resolved_ref,

@@ -4,6 +4,7 @@ The fake speaks the real wire protocol; the tests play kubelet through its Pytho
 (schedule, start_container, log, finish...) and inject faults (dropped watches, 410
 Gone, 500s, broken and slow log streams, pods deleted by someone else, stuck pods).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +14,10 @@ import time
 import pytest
 
 from r2dservice import naming
-from r2dservice.builders.base import BuildFailed, BuildRequest
+from r2dservice.builders.base import BuildFailed, BuildRequest, make_build_request
 from r2dservice.builders.kubernetes import KubernetesBuilder
 from r2dservice.builders.objects import make_build_pod, to_dict
+from r2dservice.builders.repo2docker import TRUNCATED
 from r2dservice.events import Event
 from tests.fakes.kubeapi import FakeKubeAPI, parse_selector, rfc3339nano
 
@@ -155,7 +157,14 @@ async def test_fast_pod_pending_to_succeeded_still_reads_whole_log(kube, builder
 
     def to_done(pod):
         kube._set_container_state(
-            pod, {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": "2024-01-01T00:00:00Z"}}
+            pod,
+            {
+                "terminated": {
+                    "exitCode": 0,
+                    "reason": "Completed",
+                    "finishedAt": "2024-01-01T00:00:00Z",
+                }
+            },
         )
         pod["status"]["phase"] = "Succeeded"
 
@@ -199,7 +208,9 @@ async def test_buildkit_reason_replaces_generic_docker_failure(kube, builder):
     kube.log(
         req.name,
         r2d("#5 [2/2] RUN exit 3\n"),
-        r2d("ERROR: failed to solve: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3\n"),
+        r2d(
+            'ERROR: failed to solve: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3\n'
+        ),
         r2d(
             "Error during build: Command '['docker', 'buildx', 'build']' returned non-zero exit status 1.\n",
             phase="failed",
@@ -289,10 +300,15 @@ async def test_image_pull_backoff_fails_after_grace(kube):
         task, events = start_build(b, req)
         await kube.wait_for_pod(req.name, NS)
         kube.set_waiting(
-            req.name, "ErrImagePull", 'failed to pull image "quay.io/x:nope": not found', namespace=NS
+            req.name,
+            "ErrImagePull",
+            'failed to pull image "quay.io/x:nope": not found',
+            namespace=NS,
         )
         await events.wait_for("ErrImagePull")
-        kube.set_waiting(req.name, "ImagePullBackOff", 'Back-off pulling image "quay.io/x:nope"', namespace=NS)
+        kube.set_waiting(
+            req.name, "ImagePullBackOff", 'Back-off pulling image "quay.io/x:nope"', namespace=NS
+        )
         t0 = time.monotonic()
         with pytest.raises(BuildFailed) as e:
             await asyncio.wait_for(task, 10)
@@ -328,7 +344,9 @@ async def test_unschedulable_fails_after_grace(kube):
         req = make_request()
         task, _ = start_build(b, req)
         await kube.wait_for_pod(req.name, NS)
-        kube.set_unschedulable(req.name, "0/3 nodes are available: 3 Insufficient memory.", namespace=NS)
+        kube.set_unschedulable(
+            req.name, "0/3 nodes are available: 3 Insufficient memory.", namespace=NS
+        )
         with pytest.raises(BuildFailed, match="Insufficient memory"):
             await asyncio.wait_for(task, 10)
     finally:
@@ -509,7 +527,10 @@ async def test_start_adopts_only_running_build_pods(kube):
     stray = to_dict(make_build_pod(foreign, config))
     stray["metadata"]["annotations"] = {}
     kube.add_pod(stray, NS)
-    kube.add_pod({"metadata": {"name": "unrelated"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, NS)
+    kube.add_pod(
+        {"metadata": {"name": "unrelated"}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+        NS,
+    )
     adopted = await b.start()
     try:
         assert adopted == [running]
@@ -527,12 +548,16 @@ async def test_reaper_deletes_old_pods_and_orphans(kube, builder):
     old, orphan, fresh = make_request("a/old"), make_request("a/orphan"), make_request("a/fresh")
     for r in (old, orphan, fresh):
         kube.add_pod(to_dict(make_build_pod(r, config)), NS)
-    kube.patch_pod(old.name, lambda p: p["metadata"].update(creationTimestamp="2020-01-01T00:00:00Z"), NS)
+    kube.patch_pod(
+        old.name, lambda p: p["metadata"].update(creationTimestamp="2020-01-01T00:00:00Z"), NS
+    )
     kube.start_container(orphan.name, namespace=NS)
     kube.finish(orphan.name, 0, namespace=NS)
 
     def long_ago(pod):
-        pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = "2020-01-01T00:00:00Z"
+        pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = (
+            "2020-01-01T00:00:00Z"
+        )
 
     kube.patch_pod(orphan.name, long_ago, NS)
     await asyncio.sleep(0.2)  # let the watch see them
@@ -540,6 +565,244 @@ async def test_reaper_deletes_old_pods_and_orphans(kube, builder):
     assert sorted(reaped) == sorted([old.name, orphan.name])
     assert kube.get_pod(fresh.name, NS) is not None
     assert kube.get_pod(old.name, NS) is None
+
+
+# --- credentials: a Secret per build, never in the pod's args or annotations ----------------
+
+PASSWORD = "tok-3n-s3cret"
+
+
+def private_request(repo: str = "owner/private", push: bool = True) -> BuildRequest:
+    url = f"https://alice:{PASSWORD}@git.example/{repo}"
+    image = naming.image_name("registry.example/r2d-", "git", repo, "b" * 40, "f1")
+    return make_build_request(
+        image_name=image,
+        repo_url=url,
+        ref="b" * 40,
+        provider="git",
+        spec=url + "/main",
+        push=push,
+        user="alice",
+    )
+
+
+async def test_request_credentials_go_to_a_secret_owned_by_the_pod(kube, builder):
+    req = private_request()
+    task, events = start_build(builder, req)
+    pod = await kube.wait_for_pod(req.name, NS)
+    assert PASSWORD not in json.dumps(pod)  # args, annotations, labels, env: nowhere
+    [container] = pod["spec"]["containers"]
+    assert container["args"][-1] == "https://git.example/owner/private"
+    assert (
+        pod["metadata"]["annotations"]["r2dservice.jupyter.org/repo-url"]
+        == "https://git.example/owner/private"
+    )
+    [env] = [e for e in container["env"] if e["name"] == "GIT_CREDENTIAL_ENV"]
+    ref = env["valueFrom"]["secretKeyRef"]
+    await events.wait_for("created")
+    secret = kube.get_secret(ref["name"], NS)
+    assert secret is not None
+    assert kube.secret_value(ref["name"], ref["key"], NS) == req.credentials
+    assert "password=" + PASSWORD in req.credentials
+    # labelled like the pod (the reaper and the watch's selector find it)
+    for k, v in pod["metadata"]["labels"].items():
+        assert secret["metadata"]["labels"][k] == v
+    # owned by the pod: Kubernetes deletes it with the pod, whatever becomes of us
+    assert secret["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": req.name, "uid": pod["metadata"]["uid"]}
+    ]
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+    # deleted when the build ends, by us (not left to the pod's linger)
+    assert kube.get_secret(ref["name"], NS) is None
+    assert (NS, ref["name"]) in kube.deleted_secrets
+    assert not any(PASSWORD in m for m in events.messages)
+
+
+async def test_failed_and_cancelled_builds_delete_their_secret(kube, builder):
+    req = private_request("owner/fails")
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    await events.wait_for("created")
+    kube.start_container(req.name, namespace=NS)
+    kube.finish(req.name, 1, namespace=NS)
+    with pytest.raises(BuildFailed):
+        await asyncio.wait_for(task, 10)
+    assert kube.secrets == {}
+
+    req = private_request("owner/cancelled")
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    await events.wait_for("created")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert kube.secrets == {}
+    await kube.wait_gone(req.name, NS)
+
+
+async def test_operator_secret_when_the_request_has_no_credentials(kube):
+    b = make_builder(kube, git_credentials_secret="git-creds", git_credentials_key="helper")
+    await b.start()
+    try:
+        req = make_request()
+        task, _ = start_build(b, req)
+        pod = await kube.wait_for_pod(req.name, NS)
+        [env] = [
+            e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "GIT_CREDENTIAL_ENV"
+        ]
+        assert env["valueFrom"]["secretKeyRef"] == {"name": "git-creds", "key": "helper"}
+        assert kube.secrets == {}  # none made
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(task, 10)
+        # a request's own credentials win over the operator's
+        req = private_request()
+        task, events = start_build(b, req)
+        pod = await kube.wait_for_pod(req.name, NS)
+        [env] = [
+            e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "GIT_CREDENTIAL_ENV"
+        ]
+        assert env["valueFrom"]["secretKeyRef"]["name"] != "git-creds"
+        await events.wait_for("created")
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(task, 10)
+    finally:
+        await b.stop()
+
+
+async def test_stopping_service_leaves_the_secret_to_the_pod(kube):
+    b1 = make_builder(kube)
+    await b1.start()
+    req = private_request()
+    task, events = start_build(b1, req)
+    pod = await kube.wait_for_pod(req.name, NS)
+    await events.wait_for("created")
+    await b1.stop()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    secret_name = pod["spec"]["containers"][0]["env"][-1]["valueFrom"]["secretKeyRef"]["name"]
+    assert kube.get_secret(secret_name, NS) is not None  # the pod still needs it to start
+    # and Kubernetes' garbage collector takes it with the pod
+    kube.delete_pod(req.name, NS)
+    assert kube.get_secret(secret_name, NS) is None
+
+
+async def test_secret_left_by_an_earlier_attempt_is_taken_over(kube, builder):
+    """A Secret of this name exists (another replica, a pod on its way out): it gets this
+    build's credentials and this pod as owner, instead of failing the build."""
+    req = private_request()
+    name = f"{req.name}-git"
+    kube.add_secret(name, {"credentials": "stale"}, NS)
+    task, events = start_build(builder, req)
+    pod = await kube.wait_for_pod(req.name, NS)
+    await events.wait_for("created")
+    assert kube.secret_value(name, "credentials", NS) == req.credentials
+    assert (
+        kube.get_secret(name, NS)["metadata"]["ownerReferences"][0]["uid"] == pod["metadata"]["uid"]
+    )
+    await run_pod_to_success(kube, req.name)
+    await asyncio.wait_for(task, 10)
+
+
+async def test_reaper_deletes_secrets_whose_pod_is_gone(kube, builder):
+    config = builder.pod_config()
+    orphan, live = private_request("a/orphan"), private_request("a/live")
+    labels = {
+        **config.extra_labels,
+        **{k: v for k, v in to_dict(make_build_pod(orphan, config))["metadata"]["labels"].items()},
+    }
+    for r in (orphan, live):
+        kube.add_secret(f"{r.name}-git", {"credentials": "x"}, NS, labels=labels)
+        kube.secrets[(NS, f"{r.name}-git")]["metadata"]["annotations"] = {
+            "r2dservice.jupyter.org/build": r.name
+        }
+        kube.secrets[(NS, f"{r.name}-git")]["metadata"]["creationTimestamp"] = (
+            "2020-01-01T00:00:00Z"
+        )
+    kube.add_pod(to_dict(make_build_pod(live, config)), NS)
+    kube.add_secret("someone-elses", {"k": "v"}, NS)  # not ours: not selected
+    await asyncio.sleep(0.2)
+    await builder.reap()
+    assert kube.get_secret(f"{orphan.name}-git", NS) is None
+    assert kube.get_secret(f"{live.name}-git", NS) is not None
+    assert kube.get_secret("someone-elses", NS) is not None
+
+
+async def test_fake_secrets_behave_as_the_api(kube):
+    """Create, 409, get, list by label, merge patch (null deletes), 415 for other
+    patch types, delete, 404; bad base64 is a 400; owner gone: collected."""
+    import base64
+
+    import aiohttp
+
+    url = f"{kube.url}/api/v1/namespaces/{NS}/secrets"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s1", "labels": {"app": "x"}},
+        "data": {"k": base64.b64encode(b"v").decode()},
+    }
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body) as r:
+            assert r.status == 201
+        async with s.post(url, json=body) as r:
+            assert r.status == 409 and (await r.json())["reason"] == "AlreadyExists"
+        async with s.post(
+            url, json={**body, "metadata": {"name": "s2"}, "data": {"k": "not base64!"}}
+        ) as r:
+            assert r.status == 400
+        async with s.post(url, json={**body, "metadata": {"name": "s3"}, "bogus": 1}) as r:
+            assert r.status == 422
+        async with s.post(
+            url, json={"metadata": {"name": "s4"}, "stringData": {"k": "plain"}}
+        ) as r:
+            assert r.status == 201 and (await r.json())["data"] == {
+                "k": base64.b64encode(b"plain").decode()
+            }
+        async with s.get(url, params={"labelSelector": "app=x"}) as r:
+            assert [i["metadata"]["name"] for i in (await r.json())["items"]] == ["s1"]
+        merge = {"Content-Type": "application/merge-patch+json"}
+        async with s.patch(
+            f"{url}/s1", data=json.dumps({"metadata": {"labels": None}}), headers=merge
+        ) as r:
+            assert r.status == 200 and "labels" not in (await r.json())["metadata"]
+        strategic = {"Content-Type": "application/strategic-merge-patch+json"}
+        async with s.patch(f"{url}/s1", data="{}", headers=strategic) as r:
+            assert r.status == 415
+        owner = {
+            "metadata": {
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "gone"}]
+            }
+        }
+        async with s.patch(f"{url}/s4", data=json.dumps(owner), headers=merge) as r:
+            assert r.status == 200
+        assert kube.get_secret("s4", NS) is None  # its owner does not exist: collected
+        async with s.delete(f"{url}/s1") as r:
+            assert r.status == 200
+        async with s.get(f"{url}/s1") as r:
+            assert r.status == 404 and (await r.json())["reason"] == "NotFound"
+
+
+# --- long log lines -------------------------------------------------------------------------
+
+
+async def test_log_line_longer_than_the_reader_limit_is_cut_and_the_build_goes_on(kube, builder):
+    req = make_request()
+    task, events = start_build(builder, req)
+    await kube.wait_for_pod(req.name, NS)
+    kube.start_container(req.name, namespace=NS)
+    kube.log(req.name, r2d("before\n"), "y" * (3 * 1024 * 1024), r2d("after\n"), namespace=NS)
+    kube.finish(req.name, 0, namespace=NS)
+    await asyncio.wait_for(task, 20)
+    long = [m for m in events.messages if m.startswith("yyyy")]
+    assert len(long) == 1 and long[0].endswith(TRUNCATED)
+    assert (
+        events.messages.index("before\n")
+        < events.messages.index(long[0])
+        < events.messages.index("after\n")
+    )
+    assert kube.stats["log"].requests == 1  # no error, so no resume from the same line
 
 
 # --- the shared watch under faults ------------------------------------------------------
@@ -645,7 +908,9 @@ async def test_sticky_builds_prefer_the_node_that_built_before(kube):
         again = make_request("o/r", ref="2" * 40)
         task, _ = start_build(b, again)
         pod = await kube.wait_for_pod(again.name, NS)
-        terms = pod["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        terms = pod["spec"]["affinity"]["nodeAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ]
         assert terms[0]["preference"]["matchExpressions"][0]["values"] == ["node-a"]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -657,7 +922,9 @@ async def test_sticky_builds_prefer_the_node_that_built_before(kube):
 async def test_bookmarks_keep_the_resource_version_fresh(kube, builder):
     """Changes to pods we do not select move the resourceVersion on; bookmarks tell us,
     so a reconnect after a quiet hour does not resume from a compacted version."""
-    kube.add_pod({"metadata": {"name": "other"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, NS)
+    kube.add_pod(
+        {"metadata": {"name": "other"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, NS
+    )
     kube.patch_pod("other", lambda p: p["metadata"].setdefault("labels", {}).update(x="y"), NS)
     deadline = time.monotonic() + 5
     while builder._watch.resource_version != str(kube.rv):
@@ -840,7 +1107,10 @@ async def test_fake_validates_pods_strictly(kube, builder):
     import aiohttp
 
     async with aiohttp.ClientSession() as s:
-        body = {"metadata": {"name": "bad"}, "spec": {"containers": [{"name": "c", "image": "x", "bogus": 1}]}}
+        body = {
+            "metadata": {"name": "bad"},
+            "spec": {"containers": [{"name": "c", "image": "x", "bogus": 1}]},
+        }
         async with s.post(f"{kube.url}/api/v1/namespaces/{NS}/pods", json=body) as r:
             assert r.status == 422
             assert (await r.json())["reason"] == "Invalid"
@@ -872,7 +1142,9 @@ async def test_build_pod_manifest_is_what_the_service_creates(tmp_path):
     from r2dservice.buildpod import BuildPodApp
 
     app = BuildPodApp()
-    app.initialize(["-f", write_config(tmp_path), "--ref", SHA, "--user", "alice", "gh/owner/repo/main"])
+    app.initialize(
+        ["-f", write_config(tmp_path), "--ref", SHA, "--user", "alice", "gh/owner/repo/main"]
+    )
     pod = yaml.safe_load(await app.manifest("gh/owner/repo/main"))
     builder = KubernetesBuilder(config=app.config)
     image = naming.image_name(
@@ -898,7 +1170,10 @@ async def test_build_pod_manifest_is_what_the_service_creates(tmp_path):
     [
         ("gl/group%2Fsub%2Fproject/main", "https://gitlab.com/group/sub/project.git"),
         ("git/https%3A%2F%2Fexample.org%2Frepo.git/main", "https://example.org/repo.git"),
-        ("gist/octocat/6cad326836d38bd3a7ae/HEAD", "https://gist.github.com/octocat/6cad326836d38bd3a7ae.git"),
+        (
+            "gist/octocat/6cad326836d38bd3a7ae/HEAD",
+            "https://gist.github.com/octocat/6cad326836d38bd3a7ae.git",
+        ),
     ],
 )
 async def test_build_pod_clone_urls_offline(spec, url):
@@ -919,8 +1194,17 @@ def test_build_pod_command_prints_valid_yaml(tmp_path):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "r2dservice", "build-pod", "-f", write_config(tmp_path),
-         "gh/owner/repo/main", "--ref", SHA],
+        [
+            sys.executable,
+            "-m",
+            "r2dservice",
+            "build-pod",
+            "-f",
+            write_config(tmp_path),
+            "gh/owner/repo/main",
+            "--ref",
+            SHA,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -973,7 +1257,10 @@ def make_manager(builder):
     from r2dservice.builds import BuildManager
 
     return BuildManager(
-        builder=builder, resolver=_Resolver(), registry=_Registry(), image_prefix="registry.example/r2d-"
+        builder=builder,
+        resolver=_Resolver(),
+        registry=_Registry(),
+        image_prefix="registry.example/r2d-",
     )
 
 
@@ -1042,7 +1329,7 @@ async def test_many_builds_under_random_faults_all_succeed_with_exact_logs(kube,
         for r in reqs:
             kube.finish(r.name, 0, namespace=NS)
         await asyncio.wait_for(asyncio.gather(*(t for t, _ in runs)), 30)
-        for r, (_, events) in zip(reqs, runs):
+        for r, (_, events) in zip(reqs, runs, strict=True):
             lines = [m for m in events.messages if " line " in m]
             assert lines == [f"{r.name} line {i}\n" for i in range(30)], r.name
         assert kube.stats["watch"].peak_open == 1

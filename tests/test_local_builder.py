@@ -3,16 +3,16 @@ group, so output relaying, failures, timeouts and kills are tested for real. The
 repo2docker on the real engine: a private repository over smart HTTP (credentials never
 on a command line or in image labels) and a push to a registry with htpasswd auth
 (credentials only in the Docker config.json the registry check uses)."""
+
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import subprocess
 import sys
 import textwrap
-
-import base64
-import subprocess
 import threading
 import uuid
 
@@ -107,7 +107,9 @@ async def run(builder, request=REQUEST):
 
 
 def test_repo2docker_args():
-    args = repo2docker_args(REQUEST, user_id=1000, user_name="jovyan", extra_args=["--config", "c.py"])
+    args = repo2docker_args(
+        REQUEST, user_id=1000, user_name="jovyan", extra_args=["--config", "c.py"]
+    )
     assert args[:2] == ["--json-logs", "--no-run"]
     assert "--user-id=1000" in args and "--user-name=jovyan" in args
     assert f"--image-name={REQUEST.image_name}" in args
@@ -210,7 +212,10 @@ def test_credential_helper_answers_git_for_its_host_only(tmp_path):
         proc = subprocess.run(
             ["git", "credential", "fill"],
             input=f"protocol=https\nhost={host}\n\n",
-            capture_output=True, text=True, env=env, timeout=10,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=10,
         )
         return proc.stdout
 
@@ -308,16 +313,19 @@ def test_fingerprint_covers_the_same_for_both_builders():
         assert base != cls(user_id=1001, **extra).fingerprint(), cls
         assert base != cls(user_name="other", **extra).fingerprint(), cls
         assert base != cls(repo2docker_extra_args=["--x"], **extra).fingerprint(), cls
-    assert KubernetesBuilder(namespace="x").fingerprint() != KubernetesBuilder(
-        namespace="x", build_image="other:1"
-    ).fingerprint()
+    assert (
+        KubernetesBuilder(namespace="x").fingerprint()
+        != KubernetesBuilder(namespace="x", build_image="other:1").fingerprint()
+    )
 
 
 def test_fingerprint_follows_build_affecting_config():
     a = LocalBuilder(repo2docker_extra_args=["--config", "a.py"]).fingerprint()
     assert a == LocalBuilder(repo2docker_extra_args=["--config", "a.py"]).fingerprint()
     assert a != LocalBuilder(repo2docker_extra_args=["--config", "b.py"]).fingerprint()
-    assert a != LocalBuilder(repo2docker_extra_args=["--config", "a.py"], user_id=1001).fingerprint()
+    assert (
+        a != LocalBuilder(repo2docker_extra_args=["--config", "a.py"], user_id=1001).fingerprint()
+    )
 
 
 # --- real repo2docker on the real engine --------------------------------------------------
@@ -380,12 +388,16 @@ def private_git(tmp_path):
 def image_labels(image: str) -> str:
     return subprocess.run(
         ["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", image],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
 
 @pytest.mark.docker
-async def test_real_private_repository_credentials_never_on_a_command_line(infra, private_git, run_id):
+async def test_real_private_repository_credentials_never_on_a_command_line(
+    infra, private_git, run_id
+):
     from tests.fakes.gitserver import make_repo
 
     marker = uuid.uuid4().hex
@@ -404,7 +416,9 @@ async def test_real_private_repository_credentials_never_on_a_command_line(infra
         push=False,
     )
     assert password not in request.repo_url and password in request.credentials
-    builder = LocalBuilder(repo2docker_extra_args=["--config", infra["r2d_config"]], build_timeout=600)
+    builder = LocalBuilder(
+        repo2docker_extra_args=["--config", infra["r2d_config"]], build_timeout=600
+    )
     events = []
     try:
         with CmdlineWatch(password) as watch:
@@ -432,7 +446,9 @@ async def test_real_private_repository_without_credentials_fails(infra, private_
         spec="private",
         push=False,
     )
-    builder = LocalBuilder(repo2docker_extra_args=["--config", infra["r2d_config"]], build_timeout=300)
+    builder = LocalBuilder(
+        repo2docker_extra_args=["--config", infra["r2d_config"]], build_timeout=300
+    )
     with pytest.raises(BuildFailed):
         await builder.build(request, lambda e: None)
 
@@ -447,7 +463,9 @@ def auth_registry(tmp_path_factory):
 
 
 @pytest.mark.docker
-async def test_real_push_with_credentials_only_in_the_checkers_config(infra, auth_registry, tmp_path, run_id):
+async def test_real_push_with_credentials_only_in_the_checkers_config(
+    infra, auth_registry, tmp_path, run_id
+):
     """README's promise: one config.json serves the registry check and the push."""
     from r2dservice.registry import RegistryImageChecker
     from tests.fakes.gitserver import GitDaemon, make_repo
@@ -458,14 +476,23 @@ async def test_real_push_with_credentials_only_in_the_checkers_config(infra, aut
     config.write_text(json.dumps({"auths": {auth_registry.host: {"auth": entry}}}))
     root = tmp_path / "git"
     marker = uuid.uuid4().hex
-    sha = make_repo(root / "pushed", {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo {marker}\n"})
+    sha = make_repo(
+        root / "pushed", {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo {marker}\n"}
+    )
     image = f"{auth_registry.host}/r2dtest-{run_id}/pushed:{sha[:12]}"
     checker = RegistryImageChecker(docker_config_path=str(config))
     with GitDaemon(root) as daemon:
         request = make_build_request(
-            image_name=image, repo_url=daemon.url("pushed"), ref=sha, provider="git", spec="pushed", push=True
+            image_name=image,
+            repo_url=daemon.url("pushed"),
+            ref=sha,
+            provider="git",
+            spec="pushed",
+            push=True,
         )
-        builder = LocalBuilder(repo2docker_extra_args=["--config", infra["r2d_config"]], build_timeout=600)
+        builder = LocalBuilder(
+            repo2docker_extra_args=["--config", infra["r2d_config"]], build_timeout=600
+        )
         # the service's own DOCKER_CONFIG (if any) holds no login for this registry
         builder.docker_config_path = checker.docker_config_path
         try:

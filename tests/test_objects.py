@@ -4,9 +4,10 @@ Every shape make_build_pod() can produce is validated against the Kubernetes Ope
 schema with kubernetes-validate --strict (offline schemas bundled with the package),
 for the oldest and the newest Kubernetes version it knows.
 """
+
 from __future__ import annotations
 
-import dataclasses
+import base64
 import json
 import subprocess
 import sys
@@ -17,17 +18,20 @@ import yaml
 from kubernetes_asyncio.client import models as k8s
 
 from r2dservice import naming
-from r2dservice.builders.base import BuildRequest
+from r2dservice.builders.base import BuildRequest, make_build_request
+from r2dservice.builders.kubernetes import KubernetesBuilder, build_pod_config
 from r2dservice.builders.objects import (
     BASE_LABELS,
+    CREDENTIALS_KEY,
     DOCKER_CONFIG_DIR,
     STUCK_REASONS,
-    BuildPodConfig,
+    credentials_secret_name,
     is_finished,
     is_running,
     label_selector,
     label_value,
     make_build_pod,
+    make_credentials_secret,
     parse_time,
     repo2docker_args,
     request_from_pod,
@@ -61,10 +65,11 @@ def request(**kw) -> BuildRequest:
     return BuildRequest(**d)
 
 
-CONFIG = BuildPodConfig(build_image="quay.io/jupyterhub/repo2docker:2026.04.0", namespace="builds")
+CONFIG = build_pod_config(
+    build_image="quay.io/jupyterhub/repo2docker:2026.04.0", namespace="builds"
+)
 
-EVERYTHING = dataclasses.replace(
-    CONFIG,
+EVERYTHING = CONFIG.replace(
     build_image_pull_policy="Always",
     docker_host="unix:///var/run/dind/docker.sock",
     image_pull_secrets=("pull-a", "pull-b"),
@@ -75,7 +80,12 @@ EVERYTHING = dataclasses.replace(
     resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
     node_selector={"hub.jupyter.org/node-purpose": "user"},
     tolerations=(
-        {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+        {
+            "key": "hub.jupyter.org/dedicated",
+            "operator": "Equal",
+            "value": "user",
+            "effect": "NoSchedule",
+        },
         {"key": "gpu", "operator": "Exists", "toleration_seconds": 30, "effect": "NoExecute"},
     ),
     affinity={
@@ -104,7 +114,9 @@ EVERYTHING = dataclasses.replace(
         "NUMBER": 3,
     },
     extra_volumes=({"name": "r2d-config", "configMap": {"name": "repo2docker-config"}},),
-    extra_volume_mounts=({"name": "r2d-config", "mountPath": "/etc/repo2docker", "readOnly": True},),
+    extra_volume_mounts=(
+        {"name": "r2d-config", "mountPath": "/etc/repo2docker", "readOnly": True},
+    ),
     extra_labels={"release": "r2d", "example.org/team": "data"},
     extra_annotations={"example.org/owner": "platform team"},
     repo2docker_extra_args=("--config=/etc/repo2docker/config.py", "--appendix=RUN true"),
@@ -117,15 +129,14 @@ EVERYTHING = dataclasses.replace(
 SHAPES = {
     "minimal": (CONFIG, request(), None),
     "no push": (CONFIG, request(push=False), None),
-    "push without secret": (dataclasses.replace(CONFIG, push_secret=""), request(), None),
-    "no docker socket": (dataclasses.replace(CONFIG, docker_host=None), request(), None),
-    "tcp docker host": (dataclasses.replace(CONFIG, docker_host="tcp://dind:2375"), request(), None),
+    "push without secret": (CONFIG.replace(push_secret=""), request(), None),
+    "no docker socket": (CONFIG.replace(docker_host=None), request(), None),
+    "tcp docker host": (CONFIG.replace(docker_host="tcp://dind:2375"), request(), None),
     "sticky only": (CONFIG, request(), "node-7"),
     "everything": (EVERYTHING, request(labels={"user": "Alice Example!"}), "node-1"),
     "everything, no push": (EVERYTHING, request(push=False, provider="", spec="", user=""), None),
     "sticky into existing node affinity": (
-        dataclasses.replace(
-            CONFIG,
+        CONFIG.replace(
             affinity={
                 "node_affinity": {
                     "preferred_during_scheduling_ignored_during_execution": [
@@ -143,6 +154,18 @@ SHAPES = {
         ),
         request(),
         "node-2",
+    ),
+    "request credentials": (
+        EVERYTHING,
+        make_build_request(
+            image_name="r.example/git-private:" + "c" * 40,
+            repo_url="https://alice:tok@git.example/owner/private",
+            ref="c" * 40,
+            provider="git",
+            spec="https://alice:tok@git.example/owner/private/main",
+            push=True,
+        ),
+        None,
     ),
     "long names": (
         CONFIG,
@@ -240,7 +263,7 @@ def test_extra_labels_and_annotations():
 
 
 def test_extra_labels_cannot_override_ours():
-    config = dataclasses.replace(CONFIG, extra_labels={"release": "x"})
+    config = CONFIG.replace(extra_labels={"release": "x"})
     req = request(labels={"app.kubernetes.io/component": "evil"})
     d = pod_dict(config, req)
     assert d["metadata"]["labels"]["app.kubernetes.io/component"] == "build"
@@ -252,12 +275,12 @@ def test_extra_labels_cannot_override_ours():
 )
 def test_invalid_extra_labels_are_refused(labels):
     with pytest.raises(ValueError, match="label"):
-        pod_dict(dataclasses.replace(CONFIG, extra_labels=labels))
+        pod_dict(CONFIG.replace(extra_labels=labels))
 
 
 def test_invalid_annotation_key_is_refused():
     with pytest.raises(ValueError, match="annotation"):
-        pod_dict(dataclasses.replace(CONFIG, extra_annotations={"a b": "x"}))
+        pod_dict(CONFIG.replace(extra_annotations={"a b": "x"}))
 
 
 def test_request_labels_values_are_made_valid():
@@ -289,7 +312,7 @@ def test_label_selector_includes_extra_labels():
         "app.kubernetes.io/component=build,app.kubernetes.io/managed-by=r2dservice,"
         "app.kubernetes.io/name=r2dservice"
     )
-    sel = label_selector(dataclasses.replace(CONFIG, extra_labels={"release": "r2d"}))
+    sel = label_selector(CONFIG.replace(extra_labels={"release": "r2d"}))
     assert sel.endswith(",release=r2d")
 
 
@@ -349,7 +372,11 @@ def test_pod_spec_basics():
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False
     assert "serviceAccountName" not in spec
-    assert "activeDeadlineSeconds" not in spec
+    # build_timeout's default (an hour) is the kubelet's deadline; 0 is none
+    assert spec["activeDeadlineSeconds"] == 3600
+    assert "activeDeadlineSeconds" not in pod_dict(CONFIG.replace(build_timeout=0))["spec"]
+    # seconds as a float (one trait type for both builders), rounded up for the kubelet
+    assert pod_dict(CONFIG.replace(build_timeout=90.2))["spec"]["activeDeadlineSeconds"] == 91
     everything = pod_dict(EVERYTHING)["spec"]
     assert everything["serviceAccountName"] == "builder"
     assert everything["automountServiceAccountToken"] is True
@@ -375,19 +402,19 @@ def test_docker_host_unix_url():
 
 
 def test_docker_host_tcp_is_an_env_var():
-    d = pod_dict(dataclasses.replace(CONFIG, docker_host="tcp://dind:2375"))
+    d = pod_dict(CONFIG.replace(docker_host="tcp://dind:2375"))
     assert env_of(d)["DOCKER_HOST"]["value"] == "tcp://dind:2375"
     assert not any(v["name"] == "docker-socket" for v in d["spec"].get("volumes", []))
 
 
 def test_no_docker_host():
-    d = pod_dict(dataclasses.replace(CONFIG, docker_host=None, push_secret=""))
+    d = pod_dict(CONFIG.replace(docker_host=None, push_secret=""))
     assert "volumes" not in d["spec"]
     assert "DOCKER_HOST" not in env_of(d)
 
 
 def test_push_secret_is_a_file_never_an_env_var():
-    d = pod_dict(dataclasses.replace(CONFIG, push_secret="push-creds"))
+    d = pod_dict(CONFIG.replace(push_secret="push-creds"))
     vols = {v["name"]: v for v in d["spec"]["volumes"]}
     assert vols["push-secret"]["secret"] == {
         "secretName": "push-creds",
@@ -411,11 +438,13 @@ def test_push_secret_is_a_file_never_an_env_var():
 def test_push_secret_key_for_dockerconfigjson_secrets():
     d = pod_dict(EVERYTHING)
     vols = {v["name"]: v for v in d["spec"]["volumes"]}
-    assert vols["push-secret"]["secret"]["items"] == [{"key": ".dockerconfigjson", "path": "config.json"}]
+    assert vols["push-secret"]["secret"]["items"] == [
+        {"key": ".dockerconfigjson", "path": "config.json"}
+    ]
 
 
 def test_push_secret_not_mounted_when_not_pushing():
-    d = pod_dict(dataclasses.replace(CONFIG, push_secret="push-creds"), request(push=False))
+    d = pod_dict(CONFIG.replace(push_secret="push-creds"), request(push=False))
     assert not any(v["name"] == "push-secret" for v in d["spec"]["volumes"])
     assert "DOCKER_CONFIG" not in env_of(d)
 
@@ -429,6 +458,95 @@ def test_git_credentials_come_from_the_secret():
     assert "GIT_CREDENTIAL_ENV" not in env_of(pod_dict())
 
 
+def private(**kw) -> BuildRequest:
+    """A request made as the service makes them, from a URL with credentials."""
+    url = "https://alice:tok-s3cret@git.example/owner/private"
+    return make_build_request(
+        image_name="registry.example:5000/r2d/git-private:" + "c" * 40,
+        repo_url=url,
+        ref="c" * 40,
+        provider="git",
+        spec=url + "/main",
+        push=True,
+        user="alice",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("config", [CONFIG, EVERYTHING], ids=["minimal", "everything"])
+def test_request_credentials_come_from_a_secret_of_the_build(config):
+    req = private()
+    d = pod_dict(config, req)
+    assert "tok-s3cret" not in json.dumps(d)
+    assert container(d)["args"][-1] == "https://git.example/owner/private"
+    ann = d["metadata"]["annotations"]
+    assert ann["r2dservice.jupyter.org/repo-url"] == "https://git.example/owner/private"
+    assert "tok-s3cret" not in ann["r2dservice.jupyter.org/spec"]
+    # the build's own Secret, even when the operator configured one
+    assert env_of(d)["GIT_CREDENTIAL_ENV"]["valueFrom"] == {
+        "secretKeyRef": {"name": credentials_secret_name(req), "key": CREDENTIALS_KEY}
+    }
+    kubernetes_validate.validate(d, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_credentials_secret(version):
+    req = private()
+    secret = to_dict(make_credentials_secret(req, EVERYTHING, owner_uid="1234-uid"))
+    kubernetes_validate.validate(secret, version, strict=True)
+    assert secret["metadata"]["name"] == credentials_secret_name(req) == req.name + "-git"
+    assert secret["metadata"]["namespace"] == "builds"
+    assert secret["metadata"]["labels"] == pod_dict(EVERYTHING, req)["metadata"]["labels"]
+    assert secret["metadata"]["annotations"] == {"r2dservice.jupyter.org/build": req.name}
+    assert secret["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": req.name, "uid": "1234-uid"}
+    ]
+    assert base64.b64decode(secret["data"][CREDENTIALS_KEY]).decode() == (
+        "protocol=https\nhost=git.example\nusername=alice\npassword=tok-s3cret\n"
+    )
+    assert "ownerReferences" not in to_dict(make_credentials_secret(req, CONFIG))["metadata"]
+    with pytest.raises(ValueError):
+        make_credentials_secret(request(), CONFIG)
+
+
+def test_pod_config_is_kubernetes_builders_pod_traits():
+    """No hand-written copy: every trait tagged pod=True, by name, with its value."""
+    names = set(KubernetesBuilder.class_trait_names(pod=True))
+    assert {
+        "build_image",
+        "namespace",
+        "tolerations",
+        "user_id",
+        "user_name",
+        "repo2docker_extra_args",
+        "build_timeout",
+    } <= names
+    assert "k8s_api_url" not in names and "sticky_builds" not in names
+    b = KubernetesBuilder(
+        namespace="ns", user_id=1234, tolerations=[{"key": "k", "operator": "Exists"}]
+    )
+    config = b.pod_config()
+    assert set(config.as_dict()) == names
+    assert (config.user_id, config.namespace) == (1234, "ns")
+    # immutable, and apart from the builder
+    with pytest.raises(AttributeError):
+        config.user_id = 1
+    b.tolerations[0]["key"] = "changed"
+    assert config.tolerations == [{"key": "k", "operator": "Exists"}]
+    with pytest.raises(TypeError):
+        CONFIG.replace(no_such_setting=1)
+    with pytest.raises(TypeError):
+        build_pod_config(k8s_api_url="http://x")
+    # every pod setting shapes the pod: none is declared and then ignored
+    import inspect
+
+    from r2dservice.builders import objects
+
+    source = inspect.getsource(objects)
+    for name in names:
+        assert f"config.{name}" in source, name
+
+
 def test_extra_envs():
     env = env_of(pod_dict(EVERYTHING))
     assert env["HTTP_PROXY"]["value"] == "http://proxy:3128"
@@ -437,7 +555,10 @@ def test_extra_envs():
 
 
 def test_image_pull_secrets():
-    assert pod_dict(EVERYTHING)["spec"]["imagePullSecrets"] == [{"name": "pull-a"}, {"name": "pull-b"}]
+    assert pod_dict(EVERYTHING)["spec"]["imagePullSecrets"] == [
+        {"name": "pull-a"},
+        {"name": "pull-b"},
+    ]
     assert "imagePullSecrets" not in pod_dict()["spec"]
 
 
@@ -479,14 +600,22 @@ def test_sticky_node_merges_with_configured_affinity():
     ]
     assert [t["weight"] for t in terms] == [5, 100]
     # the configuration itself is not changed
-    assert len(config.affinity["node_affinity"]["preferred_during_scheduling_ignored_during_execution"]) == 1
+    assert (
+        len(
+            config.affinity["node_affinity"]["preferred_during_scheduling_ignored_during_execution"]
+        )
+        == 1
+    )
     aff = pod_dict(EVERYTHING, sticky="node-1")["spec"]["affinity"]
     assert "podAntiAffinity" in aff and "nodeAffinity" in aff
 
 
 def test_security_contexts():
     d = pod_dict(EVERYTHING)
-    assert d["spec"]["securityContext"] == {"fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert d["spec"]["securityContext"] == {
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert container(d)["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
@@ -495,10 +624,12 @@ def test_security_contexts():
 
 def test_extra_volumes_and_mounts():
     d = pod_dict(EVERYTHING)
-    assert {"name": "r2d-config", "configMap": {"name": "repo2docker-config"}} in d["spec"]["volumes"]
-    assert {"name": "r2d-config", "mountPath": "/etc/repo2docker", "readOnly": True} in container(d)[
-        "volumeMounts"
+    assert {"name": "r2d-config", "configMap": {"name": "repo2docker-config"}} in d["spec"][
+        "volumes"
     ]
+    assert {"name": "r2d-config", "mountPath": "/etc/repo2docker", "readOnly": True} in container(
+        d
+    )["volumeMounts"]
 
 
 def test_sticky_node_is_rendezvous_hashing():
@@ -529,7 +660,7 @@ def test_to_model_refuses_unknown_fields():
     with pytest.raises(ValueError, match="unknown field 'tolerationSecs'"):
         to_model(k8s.V1Toleration, {"key": "k", "tolerationSecs": 5})
     with pytest.raises(ValueError, match="unknown field"):
-        pod_dict(dataclasses.replace(CONFIG, affinity={"nodeAffinity": {"bogus": []}}))
+        pod_dict(CONFIG.replace(affinity={"nodeAffinity": {"bogus": []}}))
 
 
 def test_to_model_refuses_non_mappings():
@@ -586,7 +717,12 @@ def test_unschedulable_is_stuck():
     pod = pod_with(
         None,
         conditions=[
-            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes",
+            }
         ],
     )
     assert stuck_reason(pod) == "Unschedulable: 0/3 nodes"
@@ -607,12 +743,16 @@ def test_running_and_finished():
 
 def test_other_containers_are_ignored():
     pod = pod_with(None)
-    pod["status"]["containerStatuses"] = [{"name": "sidecar", "state": {"terminated": {"exitCode": 1}}}]
+    pod["status"]["containerStatuses"] = [
+        {"name": "sidecar", "state": {"terminated": {"exitCode": 1}}}
+    ]
     assert terminated_state(pod) is None
 
 
 def test_termination_message():
-    pod = pod_with({"terminated": {"exitCode": 1, "reason": "Error", "message": " boom \n"}}, "Failed")
+    pod = pod_with(
+        {"terminated": {"exitCode": 1, "reason": "Error", "message": " boom \n"}}, "Failed"
+    )
     assert termination_message(pod) == "Error (exit code 1); boom"
     evicted = pod_with({"running": {}}, "Failed", reason="Evicted", message="low disk")
     assert termination_message(evicted) == "Evicted: low disk"
@@ -620,7 +760,10 @@ def test_termination_message():
 
 
 def test_waiting_message():
-    assert waiting_message(pod_with({"waiting": {"reason": "ContainerCreating"}})) == "ContainerCreating"
+    assert (
+        waiting_message(pod_with({"waiting": {"reason": "ContainerCreating"}}))
+        == "ContainerCreating"
+    )
     pod = pod_with(None)
     assert waiting_message(pod) == ""
     pod["spec"]["nodeName"] = "node-1"

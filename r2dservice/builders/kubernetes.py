@@ -6,6 +6,7 @@ The pod is named after the image, so creating it twice (another replica, a resta
 service) finds it (409) and joins it. A build ends when its container has exited:
 success only on exit code 0; everything else fails with a reason a person can read.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,15 +18,18 @@ from typing import Any
 import aiohttp
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
-from ..events import Event, parse_repo2docker_line
-from ..naming import config_fingerprint
-from .base import Builder, BuildFailed, BuildRequest, Emit
+from ..events import Event
+from .base import BuildFailed, BuildRequest, Emit, make_build_request
 from .objects import (
+    ANNOTATION_PREFIX,
     BuildPodConfig,
+    credentials_secret_name,
     is_finished,
     is_running,
     label_selector,
     make_build_pod,
+    make_credentials_secret,
+    owner_reference,
     parse_time,
     pod_phase,
     request_from_pod,
@@ -38,11 +42,22 @@ from .objects import (
 )
 from .podlogs import LogFollower
 from .podwatch import VANISHED, PodWatch, backoff_delays
+from .repo2docker import Repo2DockerBuilder, Repo2DockerOutput
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 # The repo2docker release this service is tested with (its image on quay.io).
 DEFAULT_BUILD_IMAGE = "quay.io/jupyterhub/repo2docker:2026.04.0"
+
+
+def build_pod_config(**overrides) -> BuildPodConfig:
+    """A BuildPodConfig of KubernetesBuilder's defaults with `overrides` (trait names), for
+    tests and tools that make pods without a configured builder."""
+    unknown = set(overrides) - set(KubernetesBuilder.class_trait_names(pod=True))
+    if unknown:
+        raise TypeError(f"not build pod settings: {sorted(unknown)}")
+    overrides.setdefault("namespace", "default")
+    return KubernetesBuilder(**overrides).pod_config()
 
 
 def _duration(seconds: float) -> str:
@@ -54,7 +69,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds} second" + ("s" if seconds != 1 else "")
 
 
-class KubernetesBuilder(Builder):
+class KubernetesBuilder(Repo2DockerBuilder):
     """Builds images in Kubernetes pods running repo2docker."""
 
     survives_restart = True
@@ -64,7 +79,7 @@ class KubernetesBuilder(Builder):
     namespace = Unicode(
         help="Namespace for build pods. Default: the namespace this service runs in "
         "(in a cluster), else $POD_NAMESPACE, else 'default'.",
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
     @default("namespace")
     def _default_namespace(self):
@@ -84,11 +99,13 @@ class KubernetesBuilder(Builder):
 
     build_image = Unicode(
         DEFAULT_BUILD_IMAGE, help="The image with repo2docker that build pods run."
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
     build_image_pull_policy = Unicode(
-        None, allow_none=True, help="imagePullPolicy of the build container (Kubernetes default if None)."
-    ).tag(config=True)
+        None,
+        allow_none=True,
+        help="imagePullPolicy of the build container (Kubernetes default if None).",
+    ).tag(config=True, pod=True)
 
     docker_host = Unicode(
         "/var/run/docker.sock",
@@ -96,42 +113,49 @@ class KubernetesBuilder(Builder):
         help="The Docker API repo2docker builds with. A socket path on the node (or "
         "unix://path) is mounted into the build pod; a tcp:// URL is passed as DOCKER_HOST; "
         "None mounts nothing.",
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
     image_pull_secrets = List(Unicode(), help="Names of Secrets to pull the build image with.").tag(
-        config=True
+        config=True, pod=True
     )
 
     push_secret = Unicode(
         "",
         help="Name of a Secret holding a docker config.json with credentials to push "
         "images. Mounted as a file in the build pod (never an environment variable).",
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
     push_secret_key = Unicode(
-        "config.json", help="The key of push_secret holding config.json ('.dockerconfigjson' "
-        "for a kubernetes.io/dockerconfigjson Secret)."
-    ).tag(config=True)
+        "config.json",
+        help="The key of push_secret holding config.json ('.dockerconfigjson' "
+        "for a kubernetes.io/dockerconfigjson Secret).",
+    ).tag(config=True, pod=True)
 
     git_credentials_secret = Unicode(
         "",
         help="Name of a Secret whose key git_credentials_key holds git credential helper "
         "output (e.g. 'username=x\\npassword=y'), for private repositories. Passed as "
         "GIT_CREDENTIAL_ENV from the Secret, as repo2docker's image expects.",
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
-    git_credentials_key = Unicode("credentials", help="Key in git_credentials_secret.").tag(config=True)
+    git_credentials_key = Unicode("credentials", help="Key in git_credentials_secret.").tag(
+        config=True, pod=True
+    )
 
     resources = Dict(
         help="Resources of the build container, e.g. {'requests': {'memory': '1Gi'}}. "
         "(The build itself runs in the Docker daemon, not in this container.)"
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
-    node_selector = Dict(help="nodeSelector of build pods.").tag(config=True)
+    node_selector = Dict(help="nodeSelector of build pods.").tag(config=True, pod=True)
 
-    tolerations = List(Dict(), help="Tolerations of build pods (Kubernetes API shape).").tag(config=True)
+    tolerations = List(Dict(), help="Tolerations of build pods (Kubernetes API shape).").tag(
+        config=True, pod=True
+    )
 
-    affinity = Dict(help="Affinity of build pods (Kubernetes API shape).").tag(config=True)
+    affinity = Dict(help="Affinity of build pods (Kubernetes API shape).").tag(
+        config=True, pod=True
+    )
 
     sticky_builds = Bool(
         False,
@@ -139,45 +163,45 @@ class KubernetesBuilder(Builder):
         "layer cache of the Docker daemon there (a preferred node affinity).",
     ).tag(config=True)
 
-    service_account = Unicode("", help="serviceAccountName of build pods ('' for the namespace default).").tag(
-        config=True
-    )
+    service_account = Unicode(
+        "", help="serviceAccountName of build pods ('' for the namespace default)."
+    ).tag(config=True, pod=True)
 
     automount_service_account_token = Bool(
         False, help="Mount the service account token into build pods (repo2docker needs none)."
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
-    pod_security_context = Dict(help="Pod securityContext of build pods.").tag(config=True)
+    pod_security_context = Dict(help="Pod securityContext of build pods.").tag(
+        config=True, pod=True
+    )
 
-    container_security_context = Dict(help="securityContext of the build container.").tag(config=True)
+    container_security_context = Dict(help="securityContext of the build container.").tag(
+        config=True, pod=True
+    )
 
     extra_envs = Dict(
         help="Extra environment of the build container: name -> value, or name -> an "
         "EnvVar body such as {'valueFrom': {'secretKeyRef': ...}}."
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
-    extra_volumes = List(Dict(), help="Extra volumes of build pods.").tag(config=True)
+    extra_volumes = List(Dict(), help="Extra volumes of build pods.").tag(config=True, pod=True)
 
-    extra_volume_mounts = List(Dict(), help="Extra volume mounts of the build container.").tag(config=True)
+    extra_volume_mounts = List(Dict(), help="Extra volume mounts of the build container.").tag(
+        config=True, pod=True
+    )
 
     extra_labels = Dict(
         help="Extra labels of build pods. They are part of the selector this service "
         "watches: give two services in one namespace different ones."
-    ).tag(config=True)
+    ).tag(config=True, pod=True)
 
-    extra_annotations = Dict(help="Extra annotations of build pods.").tag(config=True)
+    extra_annotations = Dict(help="Extra annotations of build pods.").tag(config=True, pod=True)
 
-    repo2docker_extra_args = List(
-        Unicode(), help="Extra repo2docker command line arguments. Part of the image tag."
-    ).tag(config=True)
-
-    priority_class_name = Unicode("", help="priorityClassName of build pods.").tag(config=True)
+    priority_class_name = Unicode("", help="priorityClassName of build pods.").tag(
+        config=True, pod=True
+    )
 
     # --- time limits and cleanup ---
-
-    build_timeout = Integer(
-        3600, help="Seconds a build may take, from pod creation, before it fails (0: no limit)."
-    ).tag(config=True)
 
     pending_grace = Integer(
         300,
@@ -220,43 +244,22 @@ class KubernetesBuilder(Builder):
     # --- configuration as data ---
 
     def pod_config(self) -> BuildPodConfig:
+        """The traits that shape build pods (tagged pod=True), as data for objects.py."""
         return BuildPodConfig(
-            build_image=self.build_image,
-            namespace=self.namespace,
-            build_image_pull_policy=self.build_image_pull_policy,
-            docker_host=self.docker_host,
-            image_pull_secrets=tuple(self.image_pull_secrets),
-            push_secret=self.push_secret,
-            push_secret_key=self.push_secret_key,
-            git_credentials_secret=self.git_credentials_secret,
-            git_credentials_key=self.git_credentials_key,
-            resources=self.resources,
-            node_selector=self.node_selector,
-            tolerations=tuple(self.tolerations),
-            affinity=self.affinity,
-            service_account=self.service_account,
-            automount_service_account_token=self.automount_service_account_token,
-            pod_security_context=self.pod_security_context,
-            container_security_context=self.container_security_context,
-            extra_envs=self.extra_envs,
-            extra_volumes=tuple(self.extra_volumes),
-            extra_volume_mounts=tuple(self.extra_volume_mounts),
-            extra_labels=self.extra_labels,
-            extra_annotations=self.extra_annotations,
-            repo2docker_extra_args=tuple(self.repo2docker_extra_args),
-            build_timeout=self.build_timeout,
-            priority_class_name=self.priority_class_name,
+            {name: getattr(self, name) for name in sorted(self.trait_names(pod=True))}
         )
 
-    def fingerprint(self) -> str:
-        return config_fingerprint(self.build_image, list(self.repo2docker_extra_args))
+    def fingerprint_parts(self) -> list:
+        return [self.build_image, *super().fingerprint_parts()]
 
     def make_pod(self, request: BuildRequest):
         """The V1Pod this builder would create for `request` (no I/O)."""
         sticky = None
         if self.sticky_builds:
             cutoff = time.time() - self.node_memory
-            sticky = sticky_node([n for n, t in self._nodes.items() if t > cutoff], request.repo_url)
+            sticky = sticky_node(
+                [n for n, t in self._nodes.items() if t > cutoff], request.repo_url
+            )
         return make_build_pod(request, self.pod_config(), sticky_node=sticky)
 
     # --- lifecycle ---
@@ -280,15 +283,17 @@ class KubernetesBuilder(Builder):
     def check_config(self) -> None:
         """Make a pod for a sample request, so that a configuration error (a typo in a
         toleration, an invalid label) stops the service at start, not at its first build."""
-        sample = BuildRequest(
-            name="build-config-check",
+        sample = make_build_request(
             image_name="registry.example/config-check:latest",
-            repo_url="https://example.org/repo",
+            repo_url="https://user:token@example.org/repo",
             ref="0" * 40,
+            provider="git",
+            spec="https://example.org/repo/HEAD",
             push=True,
         )
         try:
             make_build_pod(sample, self.pod_config())
+            make_credentials_secret(sample, self.pod_config(), owner_uid="0")
         except ValueError as e:
             raise ValueError(f"c.KubernetesBuilder configuration: {e}") from None
 
@@ -373,6 +378,10 @@ class KubernetesBuilder(Builder):
             raise
         finally:
             self._unfollow(request.name, q)
+            if request.credentials and not self._stopping:
+                # The container read it when it started; a pod left for the next
+                # start() keeps it (and Kubernetes deletes it with the pod).
+                await asyncio.shield(self._delete_secret(credentials_secret_name(request)))
 
     async def follow(self, request: BuildRequest, emit: Emit) -> None:
         self._check_started()
@@ -414,7 +423,9 @@ class KubernetesBuilder(Builder):
         except asyncio.CancelledError:
             pass
 
-    async def _create_pod(self, request: BuildRequest, emit: Emit, q: asyncio.Queue) -> tuple[str | None, float]:
+    async def _create_pod(
+        self, request: BuildRequest, emit: Emit, q: asyncio.Queue
+    ) -> tuple[str | None, float]:
         """Create the pod, or join the one of the same name. Returns (uid or None, created)."""
         from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -424,6 +435,9 @@ class KubernetesBuilder(Builder):
         while True:
             attempt += 1
             try:
+                if request.credentials:
+                    # Before the pod, so that its container finds it when it starts.
+                    await self._put_secret(request)
                 pod = await self._core.create_namespaced_pod(
                     self.namespace, body, _request_timeout=aiohttp.ClientTimeout(total=30)
                 )
@@ -441,9 +455,19 @@ class KubernetesBuilder(Builder):
                         await self._delete_pod(request.name)
                         await self._wait_deleted(request.name, q)
                         continue
-                    emit(Event("fetching", f"Joining the build already running in pod {request.name}\n"))
                     uid = existing["metadata"].get("uid") if existing else None
-                    created = parse_time(existing["metadata"].get("creationTimestamp")) if existing else None
+                    if request.credentials and uid:
+                        await self._own_secret(request, uid)
+                    emit(
+                        Event(
+                            "fetching", f"Joining the build already running in pod {request.name}\n"
+                        )
+                    )
+                    created = (
+                        parse_time(existing["metadata"].get("creationTimestamp"))
+                        if existing
+                        else None
+                    )
                     return uid, created or time.time()
                 if _retryable(e.status) and attempt < self.create_attempts:
                     self.log.warning("Creating pod %s: HTTP %s; retrying", request.name, e.status)
@@ -455,10 +479,86 @@ class KubernetesBuilder(Builder):
                     self.log.warning("Creating pod %s: %s; retrying", request.name, e)
                     await asyncio.sleep(next(delays))
                     continue
-                raise BuildFailed(f"Could not reach the Kubernetes API to create the build pod: {e}\n") from None
+                raise BuildFailed(
+                    f"Could not reach the Kubernetes API to create the build pod: {e}\n"
+                ) from None
+            if request.credentials:
+                await self._own_secret(request, pod.metadata.uid)
             self.log.info("Created build pod %s for %s", request.name, request.image_name)
             emit(Event("fetching", f"Build pod {request.name} created, waiting for it to start\n"))
             return pod.metadata.uid, time.time()
+
+    # --- the per-build credentials Secret ---
+
+    async def _put_secret(self, request: BuildRequest) -> None:
+        """Create the build's credentials Secret, or (left by an earlier attempt, another
+        replica or a previous pod of this name) give it these credentials and no owner,
+        so that the old pod's deletion does not take it along. ApiException and client
+        errors go to the caller (its retries)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        body = to_dict(make_credentials_secret(request, self.pod_config()))
+        timeout = aiohttp.ClientTimeout(total=30)
+        try:
+            await self._core.create_namespaced_secret(
+                self.namespace, body, _request_timeout=timeout
+            )
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            await self._core.patch_namespaced_secret(
+                body["metadata"]["name"],
+                self.namespace,
+                {"metadata": {"ownerReferences": None}, "data": body["data"]},
+                _content_type="application/merge-patch+json",
+                _request_timeout=timeout,
+            )
+
+    async def _own_secret(self, request: BuildRequest, uid: str) -> None:
+        """Make the pod the owner of the build's Secret: Kubernetes' garbage collector
+        deletes it with the pod, whatever becomes of this service."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        name = credentials_secret_name(request)
+        patch = {"metadata": {"ownerReferences": [to_dict(owner_reference(request.name, uid))]}}
+        delays = backoff_delays(self.backoff_base)
+        for _attempt in range(3):
+            try:
+                await self._core.patch_namespaced_secret(
+                    name,
+                    self.namespace,
+                    patch,
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=aiohttp.ClientTimeout(total=30),
+                )
+                return
+            except ApiException as e:
+                if e.status == 404:
+                    return  # gone already (the pod started and another replica ended)
+                if not _retryable(e.status):
+                    self.log.warning("Secret %s: %s", name, _api_message(e))
+                    return
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                self.log.warning("Secret %s: %s", name, e)
+            await asyncio.sleep(next(delays))
+        # The reaper deletes it if this never works.
+
+    async def _delete_secret(self, name: str) -> None:
+        """Delete a build's Secret; gone already is fine; the reaper retries what fails."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        if self._core is None:
+            return
+        try:
+            await self._core.delete_namespaced_secret(
+                name, self.namespace, _request_timeout=aiohttp.ClientTimeout(total=30)
+            )
+            self.log.info("Deleted build secret %s", name)
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("Deleting secret %s: %s", name, _api_message(e))
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            self.log.warning("Deleting secret %s: %s", name, e)
 
     async def _wait_deleted(self, name: str, q: asyncio.Queue, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -498,19 +598,32 @@ class KubernetesBuilder(Builder):
                         f"The build took longer than {_duration(self.build_timeout)}, "
                         "the limit for one build.\n"
                     )
-                if run.stuck_since is not None and time.monotonic() - run.stuck_since > self.pending_grace:
+                if (
+                    run.stuck_since is not None
+                    and time.monotonic() - run.stuck_since > self.pending_grace
+                ):
                     await self._delete_pod(request.name)
                     raise BuildFailed(
                         f"The build pod could not start within {_duration(self.pending_grace)}: "
                         f"{run.stuck}\n"
                     )
-                wait = self.poll_interval if deadline is None else max(0.0, min(self.poll_interval, deadline - now))
+                wait = (
+                    self.poll_interval
+                    if deadline is None
+                    else max(0.0, min(self.poll_interval, deadline - now))
+                )
                 if run.stuck_since is not None:
-                    wait = min(wait, max(0.0, run.stuck_since + self.pending_grace - time.monotonic()) + 0.01)
+                    wait = min(
+                        wait,
+                        max(0.0, run.stuck_since + self.pending_grace - time.monotonic()) + 0.01,
+                    )
                 try:
                     type_, event_pod = await asyncio.wait_for(q.get(), wait)
                 except asyncio.TimeoutError:
-                    if request.name not in self._watch.pods and self._watch.listed_at > following_since:
+                    if (
+                        request.name not in self._watch.pods
+                        and self._watch.listed_at > following_since
+                    ):
                         # Created and deleted while the watch was re-listing: no event
                         # will ever come, but a list newer than the pod lacks it.
                         deleted = True
@@ -616,7 +729,7 @@ class KubernetesBuilder(Builder):
         if self._core is None:
             return
         delays = backoff_delays(self.backoff_base)
-        for attempt in range(3):
+        for _attempt in range(3):
             try:
                 await self._core.delete_namespaced_pod(
                     name,
@@ -660,7 +773,9 @@ class KubernetesBuilder(Builder):
                 continue
             created = parse_time(meta.get("creationTimestamp")) or now
             if self.max_age and now - created > self.max_age:
-                self.log.warning("Reaping build pod %s: older than %s", name, _duration(self.max_age))
+                self.log.warning(
+                    "Reaping build pod %s: older than %s", name, _duration(self.max_age)
+                )
                 doomed.append(name)
                 continue
             if is_finished(pod) and name not in self._following:
@@ -670,6 +785,35 @@ class KubernetesBuilder(Builder):
                     doomed.append(name)
         for name in doomed:
             await self._delete_pod(name)
+        await self._reap_secrets(now)
+        return doomed
+
+    async def _reap_secrets(self, now: float) -> list[str]:
+        """Delete build Secrets whose pod is gone: left when the service stopped between
+        creating one and handing it to its pod (an owned one goes with its pod)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            secrets = await self._core.list_namespaced_secret(
+                self.namespace,
+                label_selector=self._watch.label_selector,
+                _request_timeout=aiohttp.ClientTimeout(total=30),
+            )
+        except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            self.log.warning("Listing build secrets: %s", getattr(e, "reason", e))
+            return []
+        doomed = []
+        for secret in secrets.items:
+            meta = secret.metadata
+            build = (meta.annotations or {}).get(ANNOTATION_PREFIX + "build", "")
+            created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else now
+            if build in self._watch.pods or build in self._following or meta.deletion_timestamp:
+                continue
+            if now - created > self.orphan_grace:
+                self.log.info("Reaping build secret %s whose pod is gone", meta.name)
+                doomed.append(meta.name)
+        for name in doomed:
+            await self._delete_secret(name)
         return doomed
 
 
@@ -679,37 +823,35 @@ class _Run:
     def __init__(self, request: BuildRequest, emit: Emit):
         self.request = request
         self.emit = emit
-        self.phase = "fetching"
-        self.last_error = ""
-        self.last_line = ""
-        self.buildkit_error = ""  # BuildKit's own summary: "ERROR: failed to solve: ..."
+        self.output = Repo2DockerOutput()
         self.last_state = ""
         self.stuck = ""
         self.stuck_since: float | None = None
         self.finished = asyncio.Event()
         self.logs: asyncio.Task | None = None
 
+    @property
+    def phase(self) -> str:
+        return self.output.phase
+
+    @property
+    def last_error(self) -> str:
+        return self.output.last_error
+
+    @property
+    def last_line(self) -> str:
+        return self.output.last_line
+
     def emit_state(self, message: str) -> None:
         self.emit(Event(self.phase, message + "\n"))
 
     def on_line(self, line: str) -> None:
-        event, is_error = parse_repo2docker_line(line, self.phase)
-        if event.phase in ("fetching", "building", "pushing"):
-            self.phase = event.phase
-        if is_error and event.message.strip():
-            self.last_error = event.message if event.message.endswith("\n") else event.message + "\n"
-        if event.message.strip():
-            self.last_line = event.message
-        if event.message.startswith("ERROR: "):
-            self.buildkit_error = event.message[len("ERROR: ") :].strip()
-        self.emit(event)
+        event = self.output.line(line)
+        if event is not None:
+            self.emit(event)
 
     def failure_message(self) -> str:
-        """repo2docker's last error line; when that only says the docker command failed,
-        BuildKit's reason instead (the failing step and its exit code)."""
-        if self.buildkit_error and "returned non-zero exit status" in self.last_error:
-            return f"Error during build: {self.buildkit_error}\n"
-        return self.last_error
+        return self.output.failure_message()
 
     async def drain_logs(self, timeout: float) -> None:
         self.finished.set()

@@ -1,4 +1,5 @@
 """Build with a repo2docker process against the local Docker engine."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,9 +23,9 @@ CREDENTIALS_ENV = "R2DSERVICE_GIT_CREDENTIALS"
 # the credentials, but only when git asks about their host. Secrets stay in the
 # environment: the helper's command line holds only this text.
 CREDENTIAL_HELPER = (
-    "!f() { test \"$1\" = get || exit 0; "
+    '!f() { test "$1" = get || exit 0; '
     f"want=$(printf '%s\\n' \"${CREDENTIALS_ENV}\" | grep '^host='); "
-    f"grep -qxF \"$want\" && printf '%s\\n' \"${CREDENTIALS_ENV}\"; }}; f"
+    f'grep -qxF "$want" && printf \'%s\\n\' "${CREDENTIALS_ENV}"; }}; f'
 )
 
 # Output lines longer than this are cut (with a marker); the rest of such a line is dropped.
@@ -56,9 +57,9 @@ class LocalBuilder(Repo2DockerBuilder):
     def _repo2docker_command_default(self):
         return [sys.executable, "-m", "repo2docker"]
 
-    kill_grace = Float(
-        10, help="Seconds between SIGTERM and SIGKILL when a build is stopped."
-    ).tag(config=True)
+    kill_grace = Float(10, help="Seconds between SIGTERM and SIGKILL when a build is stopped.").tag(
+        config=True
+    )
 
     environment = List(
         Unicode(),

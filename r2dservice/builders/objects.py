@@ -8,19 +8,24 @@ Pods are kubernetes_asyncio models on the way out (make_build_pod) and plain JSO
 on the way in (what the watch delivers): deserializing every watch event into models
 would cost CPU for fields we never read.
 """
+
 from __future__ import annotations
 
+import base64
+import copy
 import datetime
 import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from kubernetes_asyncio.client import models as k8s
 
 from .base import BuildRequest
+from .repo2docker import deadline_seconds
+from .repo2docker import repo2docker_args as _repo2docker_args
 
 CONTAINER_NAME = "builder"
 
@@ -43,41 +48,50 @@ _DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-@dataclass(frozen=True)
 class BuildPodConfig:
-    """The operator's configuration of build pods (KubernetesBuilder's traits, as data).
+    """The operator's configuration of build pods, as immutable data: KubernetesBuilder's
+    traits tagged `pod=True`, by name (KubernetesBuilder.pod_config() makes one;
+    kubernetes.build_pod_config(**overrides) makes one from the trait defaults).
 
     Dicts and lists of dicts take the Kubernetes API's shape (camelCase or snake_case keys),
     as in KubeSpawner's config: `{"key": "gpu", "operator": "Exists"}` for a toleration.
     """
 
-    build_image: str
-    namespace: str = "default"
-    build_image_pull_policy: str | None = None
-    docker_host: str | None = "/var/run/docker.sock"  # socket path, unix:// or tcp:// URL
-    image_pull_secrets: tuple[str, ...] = ()
-    push_secret: str = ""  # Secret holding a docker config.json, mounted as a file
-    push_secret_key: str = "config.json"
-    git_credentials_secret: str = ""  # Secret whose key holds git-credential helper output
-    git_credentials_key: str = "credentials"
-    resources: Mapping[str, Any] = field(default_factory=dict)
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    affinity: Mapping[str, Any] = field(default_factory=dict)
-    service_account: str = ""
-    automount_service_account_token: bool = False
-    pod_security_context: Mapping[str, Any] = field(default_factory=dict)
-    container_security_context: Mapping[str, Any] = field(default_factory=dict)
-    extra_envs: Mapping[str, Any] = field(default_factory=dict)  # value: str or EnvVar dict
-    extra_volumes: tuple[Mapping[str, Any], ...] = ()
-    extra_volume_mounts: tuple[Mapping[str, Any], ...] = ()
-    extra_labels: Mapping[str, str] = field(default_factory=dict)
-    extra_annotations: Mapping[str, str] = field(default_factory=dict)
-    repo2docker_extra_args: tuple[str, ...] = ()
-    user_id: int = 1000
-    user_name: str = "jovyan"
-    build_timeout: int = 0  # seconds; the kubelet's activeDeadlineSeconds, 0 for none
-    priority_class_name: str = ""
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]):
+        object.__setattr__(self, "_values", MappingProxyType(copy.deepcopy(dict(values))))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"BuildPodConfig has no setting {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("BuildPodConfig is immutable: use replace()")
+
+    def replace(self, **changes: Any) -> BuildPodConfig:
+        """A copy with `changes` (names it already has only)."""
+        unknown = set(changes) - set(self._values)
+        if unknown:
+            raise TypeError(f"BuildPodConfig has no settings {sorted(unknown)}")
+        return BuildPodConfig({**self._values, **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self._values))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BuildPodConfig) and dict(self._values) == dict(other._values)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            "BuildPodConfig("
+            + ", ".join(f"{k}={v!r}" for k, v in sorted(self._values.items()))
+            + ")"
+        )
 
 
 # --- making the pod ---------------------------------------------------------------
@@ -94,24 +108,49 @@ def label_selector(config: BuildPodConfig) -> str:
 
 def repo2docker_args(request: BuildRequest, config: BuildPodConfig) -> list[str]:
     """The build container's command line: repo2docker builds (and pushes), never runs."""
-    if request.repo_url.startswith("-"):
-        # repo2docker would read it as an option.
-        raise ValueError(f"refusing a repository URL that starts with '-': {request.repo_url!r}")
-    args = [
-        "jupyter-repo2docker",
-        "--json-logs",
-        "--no-run",
-        f"--ref={request.ref}",
-        f"--image-name={request.image_name}",
-        f"--user-id={config.user_id}",
-        f"--user-name={config.user_name}",
-    ]
-    if request.push:
-        args.append("--push")
-    args.extend(config.repo2docker_extra_args)
-    # The repository comes last, after every option (repo2docker#128).
-    args.append(request.repo_url)
-    return args
+    return ["jupyter-repo2docker"] + _repo2docker_args(
+        request,
+        user_id=config.user_id,
+        user_name=config.user_name,
+        extra_args=config.repo2docker_extra_args,
+    )
+
+
+# The key of a build's credentials Secret that holds git-credential(1) helper output.
+CREDENTIALS_KEY = "credentials"
+
+
+def credentials_secret_name(request: BuildRequest) -> str:
+    """The per-build Secret with the request's git credentials (a DNS subdomain)."""
+    return f"{request.name}-git"
+
+
+def make_credentials_secret(
+    request: BuildRequest, config: BuildPodConfig, *, owner_uid: str | None = None
+) -> k8s.V1Secret:
+    """The Secret that hands a build pod the request's git credentials (GIT_CREDENTIAL_ENV),
+    labelled like its pod (so the reaper finds leftovers); owned by the pod when
+    `owner_uid` is given (Kubernetes deletes it with the pod)."""
+    if not request.credentials:
+        raise ValueError("the request has no credentials")
+    return k8s.V1Secret(
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
+        metadata=k8s.V1ObjectMeta(
+            name=credentials_secret_name(request),
+            namespace=config.namespace,
+            labels=_pod_labels(request, config),
+            annotations={ANNOTATION_PREFIX + "build": request.name},
+            owner_references=[owner_reference(request.name, owner_uid)] if owner_uid else None,
+        ),
+        data={CREDENTIALS_KEY: base64.b64encode(request.credentials.encode()).decode()},
+    )
+
+
+def owner_reference(pod_name: str, uid: str) -> k8s.V1OwnerReference:
+    """A reference to the build pod, for objects that live and die with it."""
+    return k8s.V1OwnerReference(api_version="v1", kind="Pod", name=pod_name, uid=uid)
 
 
 def make_build_pod(
@@ -166,16 +205,19 @@ def make_build_pod(
         )
         env.append(k8s.V1EnvVar(name="DOCKER_CONFIG", value=DOCKER_CONFIG_DIR))
 
-    if config.git_credentials_secret:
-        # repo2docker's image entrypoint turns GIT_CREDENTIAL_ENV into a git
-        # credential helper (as BinderHub uses it); the value stays in the Secret.
+    # repo2docker's image configures git's `env` credential helper, which answers with
+    # GIT_CREDENTIAL_ENV (as BinderHub uses it); the value stays in a Secret: the
+    # build's own when the request has credentials, else the operator's.
+    if request.credentials:
+        secret, key = credentials_secret_name(request), CREDENTIALS_KEY
+    else:
+        secret, key = config.git_credentials_secret, config.git_credentials_key
+    if secret:
         env.append(
             k8s.V1EnvVar(
                 name="GIT_CREDENTIAL_ENV",
                 value_from=k8s.V1EnvVarSource(
-                    secret_key_ref=k8s.V1SecretKeySelector(
-                        name=config.git_credentials_secret, key=config.git_credentials_key
-                    )
+                    secret_key_ref=k8s.V1SecretKeySelector(name=secret, key=key)
                 ),
             )
         )
@@ -220,13 +262,11 @@ def make_build_pod(
         security_context=to_model(k8s.V1PodSecurityContext, config.pod_security_context)
         if config.pod_security_context
         else None,
-        active_deadline_seconds=config.build_timeout or None,
+        active_deadline_seconds=deadline_seconds(config.build_timeout),
         priority_class_name=config.priority_class_name or None,
     )
 
-    labels = {**_request_labels(request), **build_labels(config)}
-    if request.provider and _LABEL_VALUE_RE.match(request.provider):
-        labels[PROVIDER_LABEL] = request.provider
+    labels = _pod_labels(request, config)
     return k8s.V1Pod(
         api_version="v1",
         kind="Pod",
@@ -238,6 +278,13 @@ def make_build_pod(
         ),
         spec=spec,
     )
+
+
+def _pod_labels(request: BuildRequest, config: BuildPodConfig) -> dict[str, str]:
+    labels = {**_request_labels(request), **build_labels(config)}
+    if request.provider and _LABEL_VALUE_RE.match(request.provider):
+        labels[PROVIDER_LABEL] = request.provider
+    return labels
 
 
 def _docker_host(docker_host: str | None) -> tuple[str, str]:

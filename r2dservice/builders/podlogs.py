@@ -5,6 +5,7 @@ on reconnect, for the log since the last line we delivered (`sinceTime`, which h
 one-second precision on the wire), then drop what we already delivered by comparing
 timestamps: nothing is lost and nothing repeats.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,11 @@ from collections.abc import Callable
 import aiohttp
 
 from .podwatch import backoff_delays, error_message
+from .repo2docker import TRUNCATED
+
+CHUNK = 64 * 1024
+# Log lines longer than this (bytes, with the timestamp) are cut, with a marker.
+MAX_LINE = 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,7 @@ class LogFollower:
         self.seen_at_last_ts = 0  # lines delivered that carry exactly last_ts
         self._skip = 0  # of those, how many the current stream will send again
         self._unreadable_after_end = 0
+        self.max_line = MAX_LINE
         self.streams = 0  # how many requests it took (for tests and metrics)
         self.lines = 0
 
@@ -84,7 +91,9 @@ class LogFollower:
             except _Done:
                 return
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
-                log.info("Log stream of %s broke (%s: %s); resuming", self.name, type(e).__name__, e)
+                log.info(
+                    "Log stream of %s broke (%s: %s); resuming", self.name, type(e).__name__, e
+                )
                 await asyncio.sleep(next(delays))
                 continue
             if not ended:
@@ -131,15 +140,46 @@ class LogFollower:
                         raise _Done()  # it ended without ever starting: no log
                 return False
             if resp.status != 200:
-                log.warning("Log of %s: HTTP %s %s", self.name, resp.status, await error_message(resp))
+                log.warning(
+                    "Log of %s: HTTP %s %s", self.name, resp.status, await error_message(resp)
+                )
                 return False
-            while True:
-                raw = await resp.content.readline()
-                if not raw:
-                    return True
-                self._deliver(raw.decode("utf-8", errors="replace"))
+            await self._read_lines(resp.content)
+            return True
         finally:
             resp.close()
+
+    async def _read_lines(self, content) -> None:
+        """Deliver each line of the stream. A line longer than max_line is delivered cut,
+        with a marker, and the rest of it dropped: never an error (which would resume
+        from the same line, for ever), never unbounded memory."""
+        buf = bytearray()
+        skipping = False  # inside the rest of a line already delivered cut
+        while True:
+            chunk = await content.read(CHUNK)
+            if not chunk:
+                if buf and not skipping:
+                    self._deliver(bytes(buf).decode("utf-8", errors="replace"))
+                return
+            buf += chunk
+            while True:
+                i = buf.find(b"\n")
+                if i < 0:
+                    if len(buf) > self.max_line:
+                        if not skipping:
+                            head = bytes(buf[: self.max_line]) + TRUNCATED.encode()
+                            self._deliver(head.decode("utf-8", errors="replace"))
+                            skipping = True
+                        buf.clear()
+                    break
+                line = bytes(buf[: i + 1])
+                del buf[: i + 1]
+                if skipping:
+                    skipping = False
+                    continue
+                if len(line) > self.max_line:
+                    line = line[: self.max_line] + TRUNCATED.encode()
+                self._deliver(line.decode("utf-8", errors="replace"))
 
     def _deliver(self, line: str) -> None:
         stamp, sep, text = line.partition(" ")

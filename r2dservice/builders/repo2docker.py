@@ -5,6 +5,7 @@ LocalBuilder (a process) and KubernetesBuilder (a pod) both subclass Repo2Docker
 so `c.Repo2DockerBuilder.user_id` configures both and `c.LocalBuilder.user_id` one of them
 (traitlets inheritance).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,8 @@ class Repo2DockerBuilder(Builder):
     ).tag(config=True, pod=True)
 
     user_name = Unicode(
-        "jovyan", help="Name of the image's user (repo2docker's --user-name). Part of the image tag."
+        "jovyan",
+        help="Name of the image's user (repo2docker's --user-name). Part of the image tag.",
     ).tag(config=True, pod=True)
 
     build_timeout = Float(
