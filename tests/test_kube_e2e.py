@@ -11,6 +11,7 @@ Needs dev/services.sh (Docker, the registry on 127.0.0.1:5000, the base image): 
 `infra` fixture fails, never skips, when they are missing. The build image is made here
 when it is missing (dev/build-image/build.sh caches it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from r2dservice import naming
-from r2dservice.builders.base import BuildFailed, BuildRequest
+from r2dservice.builders.base import BuildFailed, BuildRequest, make_build_request
 from r2dservice.builders.kubernetes import KubernetesBuilder
 from tests.conftest import registry_has
 from tests.fakes.gitserver import GitHTTPServer, make_repo
@@ -68,14 +69,12 @@ async def cluster(infra, build_image, tmp_path):
     await remove_leftover_containers()
     kube = FakeKubeAPI()
     await kube.start()
-    kubelet = DockerKubelet(
-        kube,
-        secrets={
-            # the local registry needs no login; the file must still reach docker
-            "push-creds": {"config.json": json.dumps({"auths": {}})},
-            "git-creds": {"credentials": f"username={GIT_LOGIN[0]}\npassword={GIT_LOGIN[1]}"},
-        },
+    # the local registry needs no login; the file must still reach docker
+    kube.add_secret("push-creds", {"config.json": json.dumps({"auths": {}})}, NS)
+    kube.add_secret(
+        "git-creds", {"credentials": f"username={GIT_LOGIN[0]}\npassword={GIT_LOGIN[1]}"}, NS
     )
+    kubelet = DockerKubelet(kube)
     await kubelet.start()
     git_root = tmp_path / "git"
     server = GitHTTPServer(git_root, auth=GIT_LOGIN).start()
@@ -89,7 +88,9 @@ async def cluster(infra, build_image, tmp_path):
         push_secret="push-creds",
         git_credentials_secret="git-creds",
         # repo2docker's offline configuration (base image, buildpacks, content providers)
-        extra_volumes=[{"name": "r2d-config", "hostPath": {"path": config_dir, "type": "Directory"}}],
+        extra_volumes=[
+            {"name": "r2d-config", "hostPath": {"path": config_dir, "type": "Directory"}}
+        ],
         extra_volume_mounts=[{"name": "r2d-config", "mountPath": "/etc/r2d-dev", "readOnly": True}],
         repo2docker_extra_args=[f"--config=/etc/r2d-dev/{Path(infra['r2d_config']).name}"],
         extra_envs={"R2D_BASE_IMAGE": infra["base_image"]},
@@ -165,4 +166,61 @@ async def test_failing_build_fails_with_repo2docker_message(cluster, infra, run_
     assert e.value.message.startswith("Error during build:")
     assert any("about to fail" in ev.message for ev in events)
     assert not registry_has(infra["registry"], request.image_name)
+    await kube.wait_gone(request.name, NS, timeout=30)
+
+
+async def test_request_credentials_reach_git_through_a_build_secret(cluster, infra, run_id):
+    """A URL with credentials (as a user gives it): the pod gets the clean URL and a
+    Secret of its own; the operator's Secret is not needed (here: not there at all)."""
+    kube, kubelet, server, builder = cluster
+    kube.secrets.pop((NS, "git-creds"))
+    sha = make_repo(
+        server.root / "private",
+        {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo private > /built.txt\n"},
+    )
+    url = server.url("private", auth=True)
+    image = naming.image_name(
+        f"{infra['registry']}/r2dtest-{run_id}-k8s-", "git", "private", sha, builder.fingerprint()
+    )
+    request = make_build_request(
+        image_name=image,
+        repo_url=url,
+        ref=sha,
+        provider="git",
+        spec=url + "/main",
+        push=True,
+        user="e2e",
+    )
+    events = []
+    await asyncio.wait_for(builder.build(request, events.append), 900)
+    assert registry_has(infra["registry"], request.image_name)
+    run_args = kubelet.docker_args[request.name]
+    assert run_args[-1] == server.url("private")  # clean
+    password = GIT_LOGIN[1]
+    # only the env of the container (from the Secret) carries it; args and labels do not
+    assert not any(password in a for a in run_args if not a.startswith("GIT_CREDENTIAL_ENV="))
+    labels = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", request.image_name],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert labels and password not in labels
+    assert not any(password in e.message for e in events)
+    assert kube.secrets == {} or all(n != f"{request.name}-git" for _, n in kube.secrets)
+    subprocess.run(["docker", "image", "rm", "-f", request.image_name], capture_output=True)
+
+
+async def test_missing_secret_is_a_create_container_config_error(cluster, infra, run_id):
+    """As a real kubelet: an env var from a Secret that is not there keeps the container
+    waiting (CreateContainerConfigError 'secret ... not found'); the build fails after
+    pending_grace with that reason."""
+    kube, _kubelet, server, builder = cluster
+    kube.secrets.pop((NS, "git-creds"))
+    builder.pending_grace = 3
+    sha = make_repo(server.root / "nosecret", {"Dockerfile": f"FROM {infra['base_image']}\n"})
+    request = request_for(builder, infra, run_id, server.url("nosecret"), sha, "nosecret")
+    events = []
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(builder.build(request, events.append), 120)
+    assert 'CreateContainerConfigError: secret "git-creds" not found' in e.value.message
     await kube.wait_gone(request.name, NS, timeout=30)
