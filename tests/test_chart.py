@@ -8,6 +8,7 @@ rendered configuration is run by r2dservice itself with the environment the Depl
 sets: `r2dservice build-pod` prints the build pod, and R2DService is initialized (not
 started) to read its settings back.
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,8 +50,12 @@ VALUE_SETS: dict[str, dict] = {
             "dockerHost": "/var/run/dind/docker.sock",
             "nodeSelector": {"hub.jupyter.org/node-purpose": "user"},
             "tolerations": [
-                {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user",
-                 "effect": "NoSchedule"},
+                {
+                    "key": "hub.jupyter.org/dedicated",
+                    "operator": "Equal",
+                    "value": "user",
+                    "effect": "NoSchedule",
+                },
             ],
             "resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "1Gi"}},
             "stickyBuilds": True,
@@ -88,7 +93,11 @@ VALUE_SETS: dict[str, dict] = {
         "imagePrefix": "127.0.0.1:5000/r2d-",
         "registry": {"username": "pusher", "password": "s3cret"},
         "build": {"buildTimeout": 900, "repo2dockerExtraArgs": ["--label=local=yes"]},
-        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 1000, "supplementalGroups": [998]},
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "supplementalGroups": [998],
+        },
     },
     # The optional resources, and a metrics token.
     "network-policy": {
@@ -96,15 +105,19 @@ VALUE_SETS: dict[str, dict] = {
         "networkPolicy": {
             "enabled": True,
             "ingress": [
-                {"from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
-                 "ports": [{"port": "http"}]},
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+                    "ports": [{"port": "http"}],
+                },
             ],
             "egressAllowRules": {"cloudMetadataServer": True},
         },
         "pdb": {"enabled": True},
         "metrics": {"token": "scrape-me"},
         "hub": {"networkAccessLabel": False},
-        "extraEnv": {"GITHUB_TOKEN": {"valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}},
+        "extraEnv": {
+            "GITHUB_TOKEN": {"valueFrom": {"secretKeyRef": {"name": "gh", "key": "token"}}}
+        },
     },
     # Settings as a dict, Python snippets, and custom values they read.
     "extra-config": {
@@ -143,11 +156,15 @@ def helm() -> str:
             pytrace=False,
         )
     if not os.access(path, os.X_OK):
-        pytest.fail(f"R2D_TEST_HELM={path} is not an executable helm; run dev/helm.sh", pytrace=False)
+        pytest.fail(
+            f"R2D_TEST_HELM={path} is not an executable helm; run dev/helm.sh", pytrace=False
+        )
     return path
 
 
-def run_helm(helm: str, *args: str, values: dict | None = None, tmp_path=None) -> subprocess.CompletedProcess:
+def run_helm(
+    helm: str, *args: str, values: dict | None = None, tmp_path=None
+) -> subprocess.CompletedProcess:
     cmd = [helm, *args]
     if values:
         path = tmp_path / "values.yaml"
@@ -166,8 +183,16 @@ def render(helm: str, name: str, tmp_path_factory) -> list[dict]:
     if name not in _rendered:
         tmp = tmp_path_factory.mktemp(f"render-{name}")
         proc = run_helm(
-            helm, "template", RELEASE, CHART, "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
-            values=VALUE_SETS[name], tmp_path=tmp,
+            helm,
+            "template",
+            RELEASE,
+            CHART,
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            values=VALUE_SETS[name],
+            tmp_path=tmp,
         )
         assert proc.returncode == 0, f"helm template ({name}) failed:\n{proc.stderr}"
         _rendered[name] = [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -175,8 +200,12 @@ def render(helm: str, name: str, tmp_path_factory) -> list[dict]:
 
 
 def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(found) == 1, f"{len(found)} {kind} {name or ''} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, (
+        f"{len(found)} {kind} {name or ''} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
+    )
     return found[0]
 
 
@@ -222,7 +251,9 @@ def materialize_config(docs: list[dict], folder) -> str:
     """Write the config Secret's files as the Deployment mounts them; the config file's path."""
     c = container(docs)
     (mount,) = [m for m in c["volumeMounts"] if m["name"] == "config"]
-    volumes = {v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {
+        v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
     secret = secret_data(find(docs, "Secret", volumes["config"]["secret"]["secretName"]))
     for item in volumes["config"]["secret"]["items"]:
         (folder / item["path"]).write_text(secret[item["key"]])
@@ -236,8 +267,11 @@ def service_env(docs: list[dict]) -> dict[str, str]:
     """This machine's environment without what would leak into r2dservice's settings,
     plus the Deployment's."""
     base = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("JUPYTERHUB_", "R2DSERVICE_", "DOCKER_", "POD_NAMESPACE", "KUBECONFIG"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("JUPYTERHUB_", "R2DSERVICE_", "DOCKER_", "POD_NAMESPACE", "KUBECONFIG")
+        )
     }
     return {**base, **resolve_env(docs)}
 
@@ -245,7 +279,12 @@ def service_env(docs: list[dict]) -> dict[str, str]:
 def run_r2dservice(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "r2dservice", *args],
-        check=False, capture_output=True, text=True, timeout=120, env=env, cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -293,10 +332,16 @@ def read_settings(docs: list[dict], tmp_path) -> dict:
     config = materialize_config(docs, tmp_path)
     proc = subprocess.run(
         [sys.executable, "-c", READ_SETTINGS, config],
-        check=False, capture_output=True, text=True, timeout=120, env=service_env(docs),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=service_env(docs),
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, f"r2dservice did not take the chart's configuration:\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"r2dservice did not take the chart's configuration:\n{proc.stderr}"
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -314,8 +359,16 @@ def build_pod(docs: list[dict], tmp_path) -> dict:
 
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_helm_lint_strict(helm, name, tmp_path):
-    proc = run_helm(helm, "lint", "--strict", CHART, "--namespace", NAMESPACE,
-                    values=VALUE_SETS[name], tmp_path=tmp_path)
+    proc = run_helm(
+        helm,
+        "lint",
+        "--strict",
+        CHART,
+        "--namespace",
+        NAMESPACE,
+        values=VALUE_SETS[name],
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 chart(s) failed" in proc.stdout
 
@@ -336,8 +389,13 @@ def test_labels_and_selectors(helm, name, tmp_path_factory):
     docs = render(helm, name, tmp_path_factory)
     for doc in docs:
         labels = doc["metadata"]["labels"]
-        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance",
-                    "app.kubernetes.io/component", "app.kubernetes.io/managed-by", "helm.sh/chart"):
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "helm.sh/chart",
+        ):
             assert key in labels, (doc["kind"], key)
         assert labels["component"] == labels["app.kubernetes.io/component"]
         assert labels["app.kubernetes.io/instance"] == RELEASE
@@ -356,19 +414,28 @@ def test_labels_and_selectors(helm, name, tmp_path_factory):
 def test_default_resources(helm, tmp_path_factory):
     docs = render(helm, "defaults", tmp_path_factory)
     assert kinds(docs) == [
-        ("Deployment", RELEASE), ("Role", RELEASE), ("RoleBinding", RELEASE),
-        ("Secret", RELEASE), ("Service", RELEASE), ("ServiceAccount", RELEASE),
+        ("Deployment", RELEASE),
+        ("Role", RELEASE),
+        ("RoleBinding", RELEASE),
+        ("Secret", RELEASE),
+        ("Service", RELEASE),
+        ("ServiceAccount", RELEASE),
     ]
     service = find(docs, "Service")
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 8585, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8585, "targetPort": "http", "protocol": "TCP"}
+    ]
     assert service["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true",
         "prometheus.io/path": "/services/binder/metrics",
         "prometheus.io/port": "8585",
     }
     assert set(secret_data(find(docs, "Secret"))) == {
-        "r2dservice_config.py", "values.json", "hub.apiToken", "auth.cookieSecret",
+        "r2dservice_config.py",
+        "values.json",
+        "hub.apiToken",
+        "auth.cookieSecret",
     }
     for key in ("hub.apiToken", "auth.cookieSecret"):
         assert re.fullmatch("[0-9a-f]{64}", secret_data(find(docs, "Secret"))[key])
@@ -391,14 +458,17 @@ def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
         "JUPYTERHUB_CLIENT_ID": "service-binder",
         "TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR": "1",
     }
-    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": RELEASE, "key": "hub.apiToken"}}
+    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": RELEASE, "key": "hub.apiToken"}
+    }
     assert env["R2DSERVICE_COOKIE_SECRET"]["valueFrom"] == {
         "secretKeyRef": {"name": RELEASE, "key": "auth.cookieSecret"}
     }
     assert c["livenessProbe"]["httpGet"] == {"path": "/services/binder/versions", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/services/binder/health", "port": "http"}
     assert c["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
     pod = find(docs, "Deployment")["spec"]["template"]
@@ -414,13 +484,29 @@ def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
     role = find(docs, "Role")
     assert role["metadata"]["namespace"] == "binder-builds"
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "verbs": ["create", "get", "list", "watch", "delete"],
+        },
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        # per-build git credentials: made, handed to the pod, deleted, reaped; never read
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["create", "list", "patch", "delete"],
+        },
     ]
     binding = find(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == "binder-builds"
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RELEASE}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": RELEASE,
+    }
 
 
 def test_registry_secret_from_credentials(helm, tmp_path_factory):
@@ -432,15 +518,20 @@ def test_registry_secret_from_credentials(helm, tmp_path_factory):
     assert config == {
         "auths": {
             "127.0.0.1:5000": {
-                "username": "pusher", "password": "s3cret",
+                "username": "pusher",
+                "password": "s3cret",
                 "auth": base64.b64encode(b"pusher:s3cret").decode(),
             }
         }
     }
     # The service reads it as a file, for the existence check.
     c = container(docs)
-    assert {"name": "registry", "mountPath": "/var/run/r2dservice/registry", "readOnly": True} in c["volumeMounts"]
-    volumes = {v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert {"name": "registry", "mountPath": "/var/run/r2dservice/registry", "readOnly": True} in c[
+        "volumeMounts"
+    ]
+    volumes = {
+        v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
     assert volumes["registry"]["secret"] == {
         "secretName": f"{RELEASE}-registry",
         "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
@@ -457,9 +548,12 @@ def test_existing_secrets_are_used_not_made(helm, tmp_path_factory):
     }
     assert env["JUPYTERHUB_SERVICE_PREFIX"]["value"] == "/jhub/services/builds/"
     assert env["JUPYTERHUB_API_URL"]["value"] == "http://hub:8081/jhub/hub/api"
-    volumes = {v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {
+        v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
     assert volumes["registry"]["secret"] == {
-        "secretName": "registry-config", "items": [{"key": "config.json", "path": "config.json"}],
+        "secretName": "registry-config",
+        "items": [{"key": "config.json", "path": "config.json"}],
     }
 
 
@@ -469,7 +563,10 @@ def test_local_builder_mounts_the_docker_socket(helm, tmp_path_factory):
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["docker-socket"]["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"}
+    assert volumes["docker-socket"]["hostPath"] == {
+        "path": "/var/run/docker.sock",
+        "type": "Socket",
+    }
     env = env_of(docs)
     assert env["DOCKER_HOST"]["value"] == "unix:///var/run/docker.sock"
     assert env["DOCKER_CONFIG"]["value"] == "/var/run/r2dservice/docker"
@@ -477,8 +574,10 @@ def test_local_builder_mounts_the_docker_socket(helm, tmp_path_factory):
     # The push credentials inside a writable DOCKER_CONFIG (buildx writes beside them).
     assert mounts["/var/run/r2dservice/docker"]["name"] == "docker-config"
     assert mounts["/var/run/r2dservice/docker/config.json"] == {
-        "name": "registry", "mountPath": "/var/run/r2dservice/docker/config.json",
-        "subPath": "config.json", "readOnly": True,
+        "name": "registry",
+        "mountPath": "/var/run/r2dservice/docker/config.json",
+        "subPath": "config.json",
+        "readOnly": True,
     }
     assert mounts["/var/run/docker.sock"]["name"] == "docker-socket"
 
@@ -486,24 +585,40 @@ def test_local_builder_mounts_the_docker_socket(helm, tmp_path_factory):
 def test_network_policy_pdb_and_metrics_token(helm, tmp_path_factory):
     docs = render(helm, "network-policy", tmp_path_factory)
     policy = find(docs, "NetworkPolicy")
-    assert policy["spec"]["podSelector"]["matchLabels"] == find(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == find(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
     first, extra = policy["spec"]["ingress"]
     assert first["ports"] == [{"port": "http"}]
-    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "jupyterhub",
-                                            "app.kubernetes.io/component": "proxy"}}} in first["from"]
+    assert {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "jupyterhub",
+                "app.kubernetes.io/component": "proxy",
+            }
+        }
+    } in first["from"]
     assert extra == VALUE_SETS["network-policy"]["networkPolicy"]["ingress"][0]
     egress = policy["spec"]["egress"]
     blocks = [p["ipBlock"] for rule in egress for p in rule.get("to", [])]
-    assert {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-                                           "169.254.169.254/32"]} in blocks
+    assert {
+        "cidr": "0.0.0.0/0",
+        "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.169.254/32"],
+    } in blocks
     assert {"cidr": "169.254.169.254/32"} in blocks
-    assert any(rule.get("ports") == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
-               for rule in egress)
+    assert any(
+        rule.get("ports") == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+        for rule in egress
+    )
     pdb = find(docs, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1
     assert secret_data(find(docs, "Secret", RELEASE))["metrics.token"] == "scrape-me"
     env = env_of(docs)
-    assert env["R2DSERVICE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": RELEASE, "key": "metrics.token"}
+    assert env["R2DSERVICE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": RELEASE,
+        "key": "metrics.token",
+    }
     assert env["GITHUB_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "gh", "key": "token"}}
     labels = find(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert "hub.jupyter.org/network-access-hub" not in labels
@@ -515,18 +630,27 @@ def test_network_policy_pdb_and_metrics_token(helm, tmp_path_factory):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--set", "imagePrefx=127.0.0.1:5000/r2d-"], "additional properties 'imagePrefx' not allowed"),
+        (
+            ["--set", "imagePrefx=127.0.0.1:5000/r2d-"],
+            "additional properties 'imagePrefx' not allowed",
+        ),
         (["--set", "build.nodeSelecter.a=b"], "additional properties 'nodeSelecter' not allowed"),
         (["--set", "hub.existingSecret.nam=hub"], "additional properties 'nam' not allowed"),
         (["--set", "networkPolicy.egressAllowRules.privateIps=false"], "'privateIps' not allowed"),
-        (["--set", "concurrentBuildLimit=four"], "/concurrentBuildLimit': got string, want integer"),
+        (
+            ["--set", "concurrentBuildLimit=four"],
+            "/concurrentBuildLimit': got string, want integer",
+        ),
         (["--set", "build.buildTimeout=-5"], "/build/buildTimeout"),
         (["--set", "builder=docker"], "/builder': value must be one of 'kubernetes', 'local'"),
         (["--set", "service.port=http"], "/service/port': got string, want integer"),
         (["--set", "build.stickyBuilds=maybe"], "/build/stickyBuilds': got string, want boolean"),
         (["--set", "imagePrefix=Registry.Example:5000/R2D-"], "/imagePrefix"),
         (["--set", "build.dockerHost=docker.sock"], "/build/dockerHost"),
-        (["--set", "config.kubernetesBuilder.namespace=x"], "/config': additional properties 'kubernetesBuilder'"),
+        (
+            ["--set", "config.kubernetesBuilder.namespace=x"],
+            "/config': additional properties 'kubernetesBuilder'",
+        ),
         (["--set", "extraConfig.a=null", "--set-json", "extraConfig.b=[1]"], "/extraConfig/b"),
     ],
 )
@@ -537,11 +661,20 @@ def test_schema_rejects_typos_and_wrong_types(helm, args, message, tmp_path):
 
 
 def test_template_errors_say_what_to_fix(helm, tmp_path):
-    proc = run_helm(helm, "template", RELEASE, CHART, "--set", "hub.existingSecret.name=hub", tmp_path=tmp_path)
+    proc = run_helm(
+        helm, "template", RELEASE, CHART, "--set", "hub.existingSecret.name=hub", tmp_path=tmp_path
+    )
     assert proc.returncode != 0
     assert "hub.existingSecret.key is required" in proc.stderr
-    proc = run_helm(helm, "template", RELEASE, CHART, "--set", "pdb.enabled=true,pdb.minAvailable=1",
-                    tmp_path=tmp_path)
+    proc = run_helm(
+        helm,
+        "template",
+        RELEASE,
+        CHART,
+        "--set",
+        "pdb.enabled=true,pdb.minAvailable=1",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode != 0
     assert "either minAvailable or maxUnavailable" in proc.stderr
 
@@ -590,7 +723,9 @@ def test_every_value_is_commented():
             if key.group(2) in (node.get("properties") or {}):  # a setting of the chart
                 seen += 1
                 if "#" not in line and not previous.startswith("#"):
-                    missing.append(f"line {number}: {'.'.join([k for _, k in stack] + [key.group(2)])}")
+                    missing.append(
+                        f"line {number}: {'.'.join([k for _, k in stack] + [key.group(2)])}"
+                    )
             stack.append((indent, key.group(2)))
         if line.strip():
             previous = line.strip()
@@ -641,7 +776,9 @@ def test_build_pod_reflects_the_chart(helm, tmp_path_factory, tmp_path):
     assert pod["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
     assert pod["metadata"]["labels"]["team"] == "data"
     assert pod["metadata"]["annotations"]["example.org/owner"] == "data-team"
-    assert pod["metadata"]["annotations"]["r2dservice.jupyter.org/image"].startswith("127.0.0.1:5000/binder/r2d-")
+    assert pod["metadata"]["annotations"]["r2dservice.jupyter.org/image"].startswith(
+        "127.0.0.1:5000/binder/r2d-"
+    )
     assert spec["nodeSelector"] == build["nodeSelector"]
     assert spec["tolerations"] == build["tolerations"]
     assert spec["activeDeadlineSeconds"] == 1800
@@ -657,11 +794,18 @@ def test_build_pod_reflects_the_chart(helm, tmp_path_factory, tmp_path):
     assert env["PIP_NO_CACHE_DIR"]["value"] == "1"
     assert (env["PIP_RETRIES"]["value"], env["PIP_NO_INPUT"]["value"]) == ("5", "true")
     assert env["EXTRA_TOKEN"]["valueFrom"] == build["extraEnv"]["EXTRA_TOKEN"]["valueFrom"]
-    assert env["GIT_CREDENTIAL_ENV"]["valueFrom"]["secretKeyRef"] == {"name": "git-credentials", "key": "credentials"}
+    assert env["GIT_CREDENTIAL_ENV"]["valueFrom"]["secretKeyRef"] == {
+        "name": "git-credentials",
+        "key": "credentials",
+    }
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["docker-socket"]["hostPath"]["path"] == "/var/run/dind/docker.sock"
     # The same Secret the chart made for the service's registry check.
-    (push,) = [v for v in spec["volumes"] if "secret" in v and v["secret"]["secretName"] == f"{RELEASE}-registry"]
+    (push,) = [
+        v
+        for v in spec["volumes"]
+        if "secret" in v and v["secret"]["secretName"] == f"{RELEASE}-registry"
+    ]
     assert push["secret"]["items"][0]["key"] == ".dockerconfigjson"
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts[push["name"]]["mountPath"].endswith("/config.json")
@@ -728,7 +872,10 @@ def test_service_settings_local_builder(helm, tmp_path_factory, tmp_path):
     s = read_settings(render(helm, "local-builder", tmp_path_factory), tmp_path)
     assert s["builder"] == "LocalBuilder"
     assert s["pushes"] is True and s["registry"] == "RegistryImageChecker"
-    assert s["builder_settings"] == {"build_timeout": 900, "repo2docker_extra_args": ["--label=local=yes"]}
+    assert s["builder_settings"] == {
+        "build_timeout": 900,
+        "repo2docker_extra_args": ["--label=local=yes"],
+    }
 
 
 def test_service_settings_metrics_token(helm, tmp_path_factory, tmp_path):
@@ -758,14 +905,23 @@ def test_service_settings_defaults(helm, tmp_path_factory, tmp_path):
 
 
 def test_extra_config_errors_name_the_snippet(helm, tmp_path):
-    proc = run_helm(helm, "template", RELEASE, CHART, "--namespace", NAMESPACE,
-                    "--set", "extraConfig.50-broken=c.R2DService.port = undefined_name",
-                    tmp_path=tmp_path)
+    proc = run_helm(
+        helm,
+        "template",
+        RELEASE,
+        CHART,
+        "--namespace",
+        NAMESPACE,
+        "--set",
+        "extraConfig.50-broken=c.R2DService.port = undefined_name",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     config = materialize_config(docs, tmp_path)
-    result = run_r2dservice(["build-pod", "-f", config, "gh/owner/repo/main", "--ref", SHA],
-                            service_env(docs), tmp_path)
+    result = run_r2dservice(
+        ["build-pod", "-f", config, "gh/owner/repo/main", "--ref", SHA], service_env(docs), tmp_path
+    )
     assert result.returncode != 0
     assert "<extraConfig.50-broken>" in result.stderr and "undefined_name" in result.stderr
 
@@ -774,8 +930,17 @@ def test_extra_config_errors_name_the_snippet(helm, tmp_path):
 
 
 def notes_and_manifest(helm: str, tmp_path, *args: str) -> tuple[str, list[dict]]:
-    proc = run_helm(helm, "install", RELEASE, CHART, "--dry-run=client", "--namespace", NAMESPACE,
-                    *args, tmp_path=tmp_path)
+    proc = run_helm(
+        helm,
+        "install",
+        RELEASE,
+        CHART,
+        "--dry-run=client",
+        "--namespace",
+        NAMESPACE,
+        *args,
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     manifest, _, notes = proc.stdout.partition("NOTES:\n")
     docs = [d for d in yaml.safe_load_all(manifest.split("MANIFEST:", 1)[1]) if d]
@@ -809,7 +974,7 @@ KUBECTL_STUB = textwrap.dedent(
 def run_snippet(notes: str, docs: list[dict], tmp_path) -> dict:
     """Run the shell snippet of the NOTES as an operator would, with a kubectl that
     answers from the rendered manifests; the values file it writes."""
-    snippet = notes[notes.index("cat > r2dservice-hub.yaml"):notes.index("\nEOF\n") + 5]
+    snippet = notes[notes.index("cat > r2dservice-hub.yaml") : notes.index("\nEOF\n") + 5]
     secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
     (tmp_path / "secrets.json").write_text(json.dumps(secrets))
     bin_dir = tmp_path / "bin"
@@ -817,10 +982,20 @@ def run_snippet(notes: str, docs: list[dict], tmp_path) -> dict:
     kubectl = bin_dir / "kubectl"
     kubectl.write_text(f"#!{sys.executable}\n" + KUBECTL_STUB)
     kubectl.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-           "FAKE_SECRETS": str(tmp_path / "secrets.json"), "FAKE_NAMESPACE": NAMESPACE}
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", snippet], cwd=tmp_path,
-                          check=False, capture_output=True, text=True, env=env)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_SECRETS": str(tmp_path / "secrets.json"),
+        "FAKE_NAMESPACE": NAMESPACE,
+    }
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", snippet],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     return yaml.safe_load((tmp_path / "r2dservice-hub.yaml").read_text())
 
@@ -856,8 +1031,13 @@ CHECK_HUB_VALUES = textwrap.dedent(
 
 
 def check_with_jupyterhub(hub_values: dict) -> None:
-    proc = subprocess.run([sys.executable, "-c", CHECK_HUB_VALUES, json.dumps(hub_values)],
-                          check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK_HUB_VALUES, json.dumps(hub_values)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
@@ -878,18 +1058,29 @@ def test_notes_print_the_hub_values(helm, tmp_path):
     custom = hub_values["hub"]["config"]["JupyterHub"]["custom_scopes"]
     assert set(custom) == {"custom:r2dservice:build", "custom:r2dservice:admin"}
     roles = hub_values["hub"]["loadRoles"]
-    assert roles["user"]["scopes"] == ["self", "access:services!service=binder", "custom:r2dservice:build"]
+    assert roles["user"]["scopes"] == [
+        "self",
+        "access:services!service=binder",
+        "custom:r2dservice:build",
+    ]
     assert set(roles["r2dservice-admins"]["scopes"]) == {
-        "access:services!service=binder", "custom:r2dservice:build", "custom:r2dservice:admin"
+        "access:services!service=binder",
+        "custom:r2dservice:build",
+        "custom:r2dservice:admin",
     }
     check_with_jupyterhub(hub_values)
 
 
 def test_notes_with_a_token_from_the_hub(helm, tmp_path):
     notes, docs = notes_and_manifest(
-        helm, tmp_path,
-        "--set", "hub.existingSecret.name=hub,hub.existingSecret.key=hub.services.binder.apiToken",
-        "--set", "auth.adminScope=", "--set", "fullnameOverride=builder",
+        helm,
+        tmp_path,
+        "--set",
+        "hub.existingSecret.name=hub,hub.existingSecret.key=hub.services.binder.apiToken",
+        "--set",
+        "auth.adminScope=",
+        "--set",
+        "fullnameOverride=builder",
     )
     assert "WARNING: imagePrefix is not set" in notes
     hub_values = run_snippet(notes, docs, tmp_path)
@@ -901,3 +1092,71 @@ def test_notes_with_a_token_from_the_hub(helm, tmp_path):
     }
     assert "r2dservice-admins" not in hub_values["hub"]["loadRoles"]
     check_with_jupyterhub(hub_values)
+
+
+def _rbac_verb(method: str, path_qs: str) -> tuple[str, str]:
+    """(resource, verb) of one Kubernetes API request, as the API server authorizes it."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(path_qs)
+    segments = parts.path.strip("/").split("/")  # api v1 namespaces <ns> <resource> [name [sub]]
+    resource = segments[4]
+    named = len(segments) > 5
+    if len(segments) > 6:
+        resource += "/" + segments[6]
+    if method == "GET":
+        watch = parse_qs(parts.query).get("watch", [""])[0] in ("1", "true", "True")
+        verb = "get" if named else ("watch" if watch else "list")
+    else:
+        verb = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+    return resource, verb
+
+
+async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
+    """Run the Kubernetes builder (a build with per-request credentials, the reaper)
+    against the stand-in API, and check each request it made against the chart's Role."""
+    import asyncio
+
+    from r2dservice.builders.base import make_build_request
+    from r2dservice.builders.kubernetes import KubernetesBuilder
+    from tests.fakes.kubeapi import FakeKubeAPI
+
+    role = find(render(helm, "kubernetes-credentials", tmp_path_factory), "Role")
+    allowed = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    ns = role["metadata"]["namespace"]
+    async with FakeKubeAPI() as kube:
+        builder = KubernetesBuilder(k8s_api_url=kube.url, namespace=ns, push_secret="push")
+        builder.finished_pod_linger = 0
+        await builder.start()
+        try:
+            url = "https://u:tok@git.example/o/r"
+            req = make_build_request(
+                image_name="r.example/o-r:1",
+                repo_url=url,
+                ref="a" * 40,
+                provider="git",
+                spec=url,
+                push=True,
+            )
+            task = asyncio.create_task(builder.build(req, lambda e: None))
+            await kube.wait_for_pod(req.name, ns)
+            for _ in range(500):  # the Secret, owned by the pod
+                if kube.secrets and next(iter(kube.secrets.values()))["metadata"].get(
+                    "ownerReferences"
+                ):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the builder made no credentials Secret for its pod")
+            kube.start_container(req.name, namespace=ns)
+            kube.log(req.name, '{"phase": "building", "message": "hi"}', namespace=ns)
+            kube.finish(req.name, 0, namespace=ns)
+            await asyncio.wait_for(task, 10)
+            await kube.wait_gone(req.name, ns)
+            await builder.reap()
+        finally:
+            await builder.stop()
+    used = {_rbac_verb(m, p) for m, p in kube.request_log if p.startswith("/api/")}
+    assert ("secrets", "create") in used and ("secrets", "patch") in used
+    assert ("secrets", "delete") in used and ("secrets", "list") in used
+    assert used <= allowed, used - allowed
