@@ -135,7 +135,9 @@ class KubernetesBuilder(Repo2DockerBuilder):
         "",
         help="Name of a Secret whose key git_credentials_key holds git credential helper "
         "output (e.g. 'username=x\\npassword=y'), for private repositories. Passed as "
-        "GIT_CREDENTIAL_ENV from the Secret, as repo2docker's image expects.",
+        "GIT_CREDENTIAL_ENV from the Secret, as repo2docker's image expects. Serves the "
+        "builds whose repository URL carries no credentials; one that does gets a Secret "
+        "of its own (made per build, owned by its pod).",
     ).tag(config=True, pod=True)
 
     git_credentials_key = Unicode("credentials", help="Key in git_credentials_secret.").tag(
