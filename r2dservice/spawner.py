@@ -452,7 +452,7 @@ class _Session:
         )
         try:
             resp = await self.client.fetch(req, raise_error=False)
-        except OSError as e:
+        except (OSError, HTTPClientError) as e:  # refused, unreachable, timed out
             raise R2DServiceSpawnError(f"r2dservice at {self.url} does not answer: {e}") from None
         if resp.code == 599:
             raise R2DServiceSpawnError(f"r2dservice at {self.url} does not answer: {resp.error}")

@@ -480,6 +480,20 @@ async def test_kubespawner_pod_manifest_carries_the_image(hub, singleuser, kubec
     # bob may not build: his token had only the access scope.
     assert sp.user.made == [[ACCESS_SCOPE]], sp.user.made
 
+    # The same spawner again (JupyterHub keeps it after a failed spawn), now with a profile
+    # choice that names no repository: the profile's image, no build.
+    profiles.append(
+        {"display_name": "Plain", "slug": "plain", "kubespawner_override": {"image": "plain:1"}}
+    )
+    sp.profile_list = profiles
+    sp.clear_state()
+    sp.user_options = sp.run_options_from_form({"profile": ["plain"]})
+    assert await sp.r2dservice_get_image() is None
+    await sp.load_user_options()
+    pod = await sp.get_pod_manifest()
+    assert pod.spec.containers[0].image == "plain:1"
+    assert sp.user.made == [[ACCESS_SCOPE]]  # no new token: nothing asked of r2dservice
+
 
 async def test_unconfigured_url_says_what_to_set(kubeconfig):
     from r2dservice.spawners.kube import R2DKubeSpawner

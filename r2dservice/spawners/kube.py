@@ -17,12 +17,19 @@ class R2DKubeSpawner(R2DServiceSpawnerMixin, KubeSpawner):
     wins over the profile's ``image`` whenever KubeSpawner loads it again in ``start()``.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # KubeSpawner never undoes a profile's overrides, and JupyterHub reuses a spawner
+        # after a failed spawn: each load starts from the configured repository.
+        self._r2d_configured = (self.r2dservice_repo, self.r2dservice_ref)
+
     async def r2dservice_get_image(self):
         if self.profile_list:
             await self.load_user_options()
         return await super().r2dservice_get_image()
 
     async def load_user_options(self):
+        self.r2dservice_repo, self.r2dservice_ref = self._r2d_configured
         await super().load_user_options()
         if self._r2d_image:
             self.image = self._r2d_image
