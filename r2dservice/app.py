@@ -22,6 +22,7 @@ from ._version import __version__
 from .auth import R2DServiceAuth
 from .builders.base import Builder
 from .builders.local import LocalBuilder
+from .builders.repo2docker import Repo2DockerBuilder
 from .builds import BuildManager
 from .configfile import load_or_exit
 from .handlers import api, build, health, home, metrics, oauth, openapi, pages
@@ -64,7 +65,7 @@ flags = {
 def configurable_classes(kubernetes: bool = True) -> list[type]:
     """Every class the service's configuration reaches (for config files and docs)."""
     classes = [
-        R2DService, R2DServiceAuth, HubOAuth, BuildManager, LocalBuilder,
+        R2DService, R2DServiceAuth, HubOAuth, BuildManager, Repo2DockerBuilder, LocalBuilder,
         RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(), BuildStore,
     ]
     if kubernetes:
@@ -308,6 +309,9 @@ class R2DService(Application):
         self.builder = builder_cls(parent=self, log=self.log)
         checker = RegistryImageChecker if self.pushes else LocalImageChecker
         self.registry = checker(parent=self, log=self.log)
+        if isinstance(self.builder, LocalBuilder) and isinstance(self.registry, RegistryImageChecker):
+            # One config.json for the registry check and repo2docker's push.
+            self.builder.docker_config_path = self.registry.docker_config_path
         self.resolver = Resolver(parent=self, log=self.log)
         self.build_manager = BuildManager(
             parent=self,
