@@ -36,6 +36,8 @@ c.R2DService.image_prefix = "{registry}/r2dtest-{run_id}-"
 c.R2DService.keepalive_interval = 1
 c.LocalBuilder.repo2docker_extra_args = ["--config", "{r2d_config}"]
 c.HubOAuth.cache_max_age = 2
+# One build at a time: a second one waits in the queue, and its position shows.
+c.BuildManager.concurrent_build_limit = 1
 """
 
 
@@ -319,6 +321,38 @@ async def test_an_image_that_exists_costs_one_api_call(http, hub, tokens, git_se
     assert len(calls) == 1 and "POST /services/binder/api/builds" in calls[0], calls
     assert time.monotonic() - t0 < 60
     assert spawn_tokens_left(hub, "alice") == []
+    await stop(hub, "alice", tokens["alice"])
+
+
+async def test_the_queue_position_shows_on_the_progress_page(
+    http, hub, tokens, git_server, singleuser
+):
+    assert singleuser["image"], "needs the image built by the first test"
+    # admin's slow build takes the only build slot ...
+    make_repo(
+        git_server.root / "blocker",
+        {"Dockerfile": f"FROM {singleuser['image']}\nRUN echo {time.time_ns()} && sleep 6\n"},
+    )
+    status, blocker = request(
+        "POST",
+        hub.service_url + "api/builds",
+        {"spec": git_spec(git_server, "blocker")},
+        auth(tokens["admin"]),
+    )
+    assert status == 201, blocker
+    # ... so alice's image waits for it, and her spawn page says where she is.
+    make_repo(
+        git_server.root / "queued",
+        {"Dockerfile": f"FROM {singleuser['image']}\nRUN echo queued-{time.time_ns()}\n"},
+    )
+    status, events = await spawn(
+        http, hub, "alice", tokens["alice"], {"repo": git_spec(git_server, "queued")}
+    )
+    messages = [e.get("message", "") for e in events]
+    assert events[-1].get("ready"), messages[-10:]
+    waiting = [m for m in messages if m.startswith("Waiting for a build slot: position 1 of 1")]
+    assert waiting, messages[:10]
+    assert messages.index(waiting[0]) < messages.index("Build starting..."), messages[:10]
     await stop(hub, "alice", tokens["alice"])
 
 
