@@ -65,6 +65,9 @@ setup(
             "jsonschema>=4.18",
             "hypothesis>=6",
             "schemathesis>=4.32,<5",
+            # tests/test_spawner.py: the spawner helper with the spawners hubs use
+            "dockerspawner>=13",
+            "jupyterhub-kubespawner>=7",
             # tests/test_lint.py: one ruff for everyone, so format checks agree
             "ruff==0.17.6",
             # tests/test_docs.py builds the docs: the docs extra, repeated

@@ -18,3 +18,6 @@ fi
 if { [ "$what" = all ] || [ "$what" = kubernetes ]; } && [ -f benchmarks/bench_kubernetes.py ]; then
     "$PYTHON" -m benchmarks.bench_kubernetes
 fi
+if [ "$what" = all ] || [ "$what" = spawner ]; then
+    "$PYTHON" -m benchmarks.bench_spawner "${@:2}"
+fi
