@@ -1,6 +1,6 @@
 """r2dservice: repo2docker builds as a JupyterHub service."""
+
 import os
-from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -71,10 +71,18 @@ setup(
             # tests/test_lint.py: one ruff for everyone, so format checks agree
             "ruff==0.17.6",
             # tests/test_docs.py builds the docs: the docs extra, repeated
-            "sphinx>=7.2", "myst-parser>=3", "pydata-sphinx-theme>=0.15", "sphinxcontrib-openapi>=0.8",
+            "sphinx>=7.2",
+            "myst-parser>=3",
+            "pydata-sphinx-theme>=0.15",
+            "sphinxcontrib-openapi>=0.8",
         ],
         "dev": ["pre-commit>=3"],
-        "docs": ["sphinx>=7.2", "myst-parser>=3", "pydata-sphinx-theme>=0.15", "sphinxcontrib-openapi>=0.8"],
+        "docs": [
+            "sphinx>=7.2",
+            "myst-parser>=3",
+            "pydata-sphinx-theme>=0.15",
+            "sphinxcontrib-openapi>=0.8",
+        ],
     },
     entry_points={
         "console_scripts": ["r2dservice = r2dservice.app:main"],

@@ -13,6 +13,7 @@ It prints the API connections the service used per endpoint (target: one watch, 
 log stream per running build, whatever the number of viewers), the service's peak RSS
 and CPU seconds, and the events delivered to viewers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,18 @@ async def _kubelet(api, lines: int, interval: float) -> None:
         api.schedule(name, f"node-{random.randrange(8)}", namespace=NAMESPACE)
         await asyncio.sleep(random.uniform(0.05, 0.2))
         api.start_container(name, namespace=NAMESPACE)
-        api.log(name, json.dumps({"message": "Picked Git content provider.\n"}), namespace=NAMESPACE)
+        api.log(
+            name, json.dumps({"message": "Picked Git content provider.\n"}), namespace=NAMESPACE
+        )
         for i in range(lines):
             await asyncio.sleep(interval)
             if api.get_pod(name, NAMESPACE) is None:
                 return
-            api.log(name, json.dumps({"message": f"Step {i}/{lines}\n", "phase": "building"}), namespace=NAMESPACE)
+            api.log(
+                name,
+                json.dumps({"message": f"Step {i}/{lines}\n", "phase": "building"}),
+                namespace=NAMESPACE,
+            )
         api.finish(name, 0, namespace=NAMESPACE)
 
     while True:
@@ -118,8 +125,11 @@ async def run_service(url: str, builds: int, watchers: int) -> dict:
     from r2dservice.builds import BuildManager
 
     builder = KubernetesBuilder(
-        k8s_api_url=url, namespace=NAMESPACE, build_image="quay.io/jupyterhub/repo2docker:bench",
-        push_secret="push-creds", reap_interval=3600,
+        k8s_api_url=url,
+        namespace=NAMESPACE,
+        build_image="quay.io/jupyterhub/repo2docker:bench",
+        push_secret="push-creds",
+        reap_interval=3600,
     )
     manager = BuildManager(
         builder=builder,
@@ -164,7 +174,8 @@ async def run_service(url: str, builds: int, watchers: int) -> dict:
         "delivered": delivered,
         "outcomes": outcomes,
         "peak_running": peak_running,
-        "events_per_build": sum(len(b.events) for b in manager.builds()) / max(1, len(manager.builds())),
+        "events_per_build": sum(len(b.events) for b in manager.builds())
+        / max(1, len(manager.builds())),
     }
 
 
@@ -185,7 +196,9 @@ def main(argv=None) -> int:
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    cluster = ctx.Process(target=serve_cluster, args=(child, args.lines, args.interval), daemon=True)
+    cluster = ctx.Process(
+        target=serve_cluster, args=(child, args.lines, args.interval), daemon=True
+    )
     cluster.start()
     url = parent.recv()
     try:
@@ -196,8 +209,10 @@ def main(argv=None) -> int:
         cluster.join(10)
 
     eps = stats["endpoints"]
-    print(f"\n{args.builds} builds x {args.watchers} viewers, {args.lines} log lines each "
-          f"(peak {result['peak_running']} builds running at once)\n")
+    print(
+        f"\n{args.builds} builds x {args.watchers} viewers, {args.lines} log lines each "
+        f"(peak {result['peak_running']} builds running at once)\n"
+    )
     print(f"{'API endpoint':<14}{'requests':>10}{'peak open':>11}   target")
     targets = {
         "list": "1 (start)",

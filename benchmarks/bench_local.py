@@ -9,6 +9,7 @@
 
 Run with `bash benchmarks/run.sh local` (it starts Docker and the registry first).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,9 @@ class Bench:
     def commit(self, name: str, dockerfile: str) -> tuple[str, str]:
         """A new commit whose build cannot come from the layer cache."""
         marker = uuid.uuid4().hex
-        sha = make_repo(self.git.root / name, {"Dockerfile": dockerfile.format(base=BASE, marker=marker)})
+        sha = make_repo(
+            self.git.root / name, {"Dockerfile": dockerfile.format(base=BASE, marker=marker)}
+        )
         return sha, f"git/{quote(self.git.url(name), safe='')}/main"
 
     def url(self, spec):
@@ -94,9 +97,22 @@ async def bench_overhead(b: Bench, http, pairs: int):
             if mode == "direct":
                 image = f"{b.prefix}direct:{sha}"
                 cmd = [
-                    sys.executable, "-m", "repo2docker", "--json-logs", "--no-run",
-                    "--user-id", "1000", "--user-name", "jovyan", "--image-name", image,
-                    "--ref", sha, "--push", "--config", os.path.abspath(R2D_CONFIG),
+                    sys.executable,
+                    "-m",
+                    "repo2docker",
+                    "--json-logs",
+                    "--no-run",
+                    "--user-id",
+                    "1000",
+                    "--user-name",
+                    "jovyan",
+                    "--image-name",
+                    image,
+                    "--ref",
+                    sha,
+                    "--push",
+                    "--config",
+                    os.path.abspath(R2D_CONFIG),
                     b.git.url(name),
                 ]
                 t0 = time.monotonic()
@@ -138,7 +154,10 @@ def peak_rss_mb(pid: int) -> float:
 
 async def bench_viewers(b: Bench, viewers: int):
     """(c) many viewers of one new build."""
-    _sha, spec = b.commit("crowd", "FROM {base}\nRUN echo {marker} && for i in $(seq 1 50); do echo line $i; sleep 0.05; done\n")
+    _sha, spec = b.commit(
+        "crowd",
+        "FROM {base}\nRUN echo {marker} && for i in $(seq 1 50); do echo line $i; sleep 0.05; done\n",
+    )
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         starts = []
@@ -204,16 +223,26 @@ async def main(args):
     print("-" * 72)
     ratio = statistics.median(service) / statistics.median(direct)
     print(f"(a) build via service / direct repo2docker, {args.pairs} alternating pairs")
-    print(f"    direct  median {statistics.median(direct):.2f} s  ({', '.join(f'{x:.2f}' for x in direct)})")
-    print(f"    service median {statistics.median(service):.2f} s  ({', '.join(f'{x:.2f}' for x in service)})")
-    print(f"    ratio of medians {ratio:.3f}   (target <= 1.03); request -> first event "
-          f"median {ms(statistics.median(b.before_build))} (resolve + registry check)")
+    print(
+        f"    direct  median {statistics.median(direct):.2f} s  ({', '.join(f'{x:.2f}' for x in direct)})"
+    )
+    print(
+        f"    service median {statistics.median(service):.2f} s  ({', '.join(f'{x:.2f}' for x in service)})"
+    )
+    print(
+        f"    ratio of medians {ratio:.3f}   (target <= 1.03); request -> first event "
+        f"median {ms(statistics.median(b.before_build))} (resolve + registry check)"
+    )
     print(f"(b) request -> ready, image in registry, {args.requests} sequential requests")
-    print(f"    p50 {ms(pct(cached, 50))}  p99 {ms(pct(cached, 99))}  max {ms(max(cached))}   (target p50 <= 10 ms)")
+    print(
+        f"    p50 {ms(pct(cached, 50))}  p99 {ms(pct(cached, 99))}  max {ms(max(cached))}   (target p50 <= 10 ms)"
+    )
     print(f"(c) {args.viewers} concurrent viewers of one new build")
     print(f"    builds started {builds}   viewers ready {ready}/{args.viewers}")
     print(f"    first event p50 {ms(pct(firsts, 50))}  p99 {ms(pct(firsts, 99))}")
-    print(f"    service peak RSS {rss:.1f} MB   (target 1 build, all ready, p50 <= 100 ms, <= 150 MB)")
+    print(
+        f"    service peak RSS {rss:.1f} MB   (target 1 build, all ready, p50 <= 100 ms, <= 150 MB)"
+    )
 
 
 async def main_compare(args):
@@ -234,7 +263,9 @@ async def main_compare(args):
             # (twice with --rounds 2) so that drift on a noisy machine hits both alike.
             runs = {"now": [], "base": []}
             for r in range(args.rounds):
-                order = (("base", base), ("now", now)) if r % 2 == 0 else (("now", now), ("base", base))
+                order = (
+                    (("base", base), ("now", now)) if r % 2 == 0 else (("now", now), ("base", base))
+                )
                 for name, bench in order:
                     runs[name].append(await bench_viewers(bench, args.viewers))
         finally:
@@ -246,26 +277,33 @@ async def main_compare(args):
     print("-" * 72)
     print(f"(b) request -> ready, image in registry, {args.requests} requests each, alternating")
     for name, times in (("now ", cached_now), ("base", cached_base)):
-        print(f"    {name} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}  max {ms(max(times))}")
+        print(
+            f"    {name} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}  max {ms(max(times))}"
+        )
     print(f"    ratio of p50s (now / base) {pct(cached_now, 50) / pct(cached_base, 50):.3f}")
     print(f"(c) {args.viewers} concurrent viewers of one new build, {args.rounds} round(s) each")
     p50s = {}
     for name in ("now", "base"):
         for builds, ready, firsts, rss in runs[name]:
-            print(f"    {name:4} builds {builds}  ready {ready}/{args.viewers}  first event p50 "
-                  f"{ms(pct(firsts, 50))} p99 {ms(pct(firsts, 99))}  peak RSS {rss:.1f} MB")
+            print(
+                f"    {name:4} builds {builds}  ready {ready}/{args.viewers}  first event p50 "
+                f"{ms(pct(firsts, 50))} p99 {ms(pct(firsts, 99))}  peak RSS {rss:.1f} MB"
+            )
         p50s[name] = statistics.median(pct(firsts, 50) for _, _, firsts, _ in runs[name])
     print(f"    ratio of median first-event p50s (now / base) {p50s['now'] / p50s['base']:.3f}")
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--pairs", type=int, default=5, help="alternating build pairs for (a)")
     p.add_argument("--requests", type=int, default=500, help="cached requests for (b)")
     p.add_argument("--viewers", type=int, default=200, help="concurrent viewers for (c)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of (c) per side with --compare")
     p.add_argument(
-        "--compare", metavar="REV",
+        "--compare",
+        metavar="REV",
         help="run (b) and (c) for this checkout and for git revision REV side by side; "
         "'records-off': against this checkout without build records",
     )

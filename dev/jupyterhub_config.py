@@ -20,6 +20,7 @@ ports and folders (defaults in brackets):
     R2D_DEMO_USER_PASSWORD  password of the demo users alice and bob (8+ characters)
     R2D_DEMO_ADMIN_PASSWORD password of the demo admin `admin` (32+ characters)
 """
+
 import os
 import sys
 from pathlib import Path

@@ -3,6 +3,7 @@
 The hub starts r2dservice with this file and tells it, in JUPYTERHUB_* variables, its
 name, token, OAuth client, prefix and address: nothing about the hub is needed here.
 """
+
 import os
 from pathlib import Path
 

@@ -11,6 +11,7 @@ writes the path of this file to ``R2D_TEST_REPO2DOCKER_CONFIG`` in its env.sh.
 - ``content_providers``: local folders and git only; the others (Dataverse first)
   probe the network for every spec before git gets its turn.
 """
+
 import os
 
 from repo2docker.buildpacks import BaseImage, DockerBuildPack

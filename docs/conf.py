@@ -4,6 +4,7 @@ Build: pip install -e '.[docs]' && sphinx-build -W --keep-going -b html docs doc
 The configuration reference (reference/config.md) is written from the code at build
 time by _ext/r2dconfig.py; the REST API page renders r2dservice/openapi.yaml.
 """
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """The R2DService application: configuration, wiring, routes, start and stop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,17 @@ from jupyterhub.services.auth import HubOAuth
 from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
 from traitlets import (
-    Any, Bool, Dict, Float, Integer, List, TraitError, Unicode, default, import_item, observe,
+    Any,
+    Bool,
+    Dict,
+    Float,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    default,
+    import_item,
+    observe,
     validate,
 )
 from traitlets.config import Application, catch_config_error
@@ -29,8 +40,8 @@ from .handlers import api, build, health, home, metrics, oauth, openapi, pages
 from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
-from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
 from .records import MemoryHistory, Records
+from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
 from .spec import redact
 from .store import BuildStore, StoreError
 
@@ -65,8 +76,17 @@ flags = {
 def configurable_classes(kubernetes: bool = True) -> list[type]:
     """Every class the service's configuration reaches (for config files and docs)."""
     classes = [
-        R2DService, R2DServiceAuth, HubOAuth, BuildManager, Repo2DockerBuilder, LocalBuilder,
-        RegistryImageChecker, LocalImageChecker, Resolver, *provider_classes(), BuildStore,
+        R2DService,
+        R2DServiceAuth,
+        HubOAuth,
+        BuildManager,
+        Repo2DockerBuilder,
+        LocalBuilder,
+        RegistryImageChecker,
+        LocalImageChecker,
+        Resolver,
+        *provider_classes(),
+        BuildStore,
     ]
     if kubernetes:
         from .builders.kubernetes import KubernetesBuilder
@@ -99,12 +119,12 @@ class R2DService(Application):
         ),
     }
 
-    config_file = Unicode(
-        "r2dservice_config.py", help="The configuration file to load (-f)."
-    ).tag(config=True)
-    generate_config = Bool(
-        False, help="Write a commented configuration file and exit."
-    ).tag(config=True)
+    config_file = Unicode("r2dservice_config.py", help="The configuration file to load (-f).").tag(
+        config=True
+    )
+    generate_config = Bool(False, help="Write a commented configuration file and exit.").tag(
+        config=True
+    )
     ip = Unicode(
         help="""The address the service listens on. Default: the host of
         $JUPYTERHUB_SERVICE_URL (set by the hub for a managed service), else 127.0.0.1.""",
@@ -292,7 +312,8 @@ class R2DService(Application):
             self.log.warning(
                 "Authentication is OFF (c.R2DService.auth_enabled = False): "
                 "ANYONE who can reach %s:%s can build images, see and cancel every build.",
-                self.ip, self.port,
+                self.ip,
+                self.port,
             )
         else:
             self.init_auth()
@@ -309,7 +330,9 @@ class R2DService(Application):
         self.builder = builder_cls(parent=self, log=self.log)
         checker = RegistryImageChecker if self.pushes else LocalImageChecker
         self.registry = checker(parent=self, log=self.log)
-        if isinstance(self.builder, LocalBuilder) and isinstance(self.registry, RegistryImageChecker):
+        if isinstance(self.builder, LocalBuilder) and isinstance(
+            self.registry, RegistryImageChecker
+        ):
             # One config.json for the registry check and repo2docker's push.
             self.builder.docker_config_path = self.registry.docker_config_path
         self.resolver = Resolver(parent=self, log=self.log)
@@ -393,7 +416,11 @@ class R2DService(Application):
             static_handler_class=pages.StaticHandler,
             static_handler_args={"roots": pages.static_roots(share_dir(), self.static_paths)},
             jinja2_env=pages.jinja_env(
-                share_dir(), self.template_paths, self.template_vars, self.static_paths, self.base_url
+                share_dir(),
+                self.template_paths,
+                self.template_vars,
+                self.static_paths,
+                self.base_url,
             ),
             metrics_token=self.metrics_token,
             log_function=self._log_request,
@@ -401,13 +428,23 @@ class R2DService(Application):
 
     def _log_request(self, handler) -> None:
         status = handler.get_status()
-        level = logging.DEBUG if handler.request.path.endswith("/health") and status < 400 else (
-            logging.INFO if status < 400 else logging.WARNING
+        level = (
+            logging.DEBUG
+            if handler.request.path.endswith("/health") and status < 400
+            else (logging.INFO if status < 400 else logging.WARNING)
         )
         r = handler.request
         # A git spec in the path may carry credentials, in any %-encoding.
         path = redact(r.path)
-        self.log.log(level, "%d %s %s (%s) %.2fms", status, r.method, path, r.remote_ip, 1000 * r.request_time())
+        self.log.log(
+            level,
+            "%d %s %s (%s) %.2fms",
+            status,
+            r.method,
+            path,
+            r.remote_ip,
+            1000 * r.request_time(),
+        )
 
     async def health_checks(self) -> list[dict]:
         checks = []
@@ -422,7 +459,11 @@ class R2DService(Application):
             # a database outage must not take every replica out of a load balancer.
             checks.append(
                 {"service": "records", "ok": ok, "critical": False}
-                | ({} if ok else {"message": "the build records database does not answer; new builds wait"})
+                | (
+                    {}
+                    if ok
+                    else {"message": "the build records database does not answer; new builds wait"}
+                )
             )
         checks.append(
             {
@@ -454,7 +495,13 @@ class R2DService(Application):
             await self.history.settle()
         self.http_server = HTTPServer(self.make_app(), xheaders=True, idle_connection_timeout=3600)
         self.http_server.listen(self.port, self.ip)
-        self.log.info("r2dservice %s listening on http://%s:%d%s", __version__, self.ip, self.port, self.base_url)
+        self.log.info(
+            "r2dservice %s listening on http://%s:%d%s",
+            __version__,
+            self.ip,
+            self.port,
+            self.base_url,
+        )
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -487,7 +534,9 @@ def share_dir() -> str:
     """share/r2dservice (templates, static): the checkout's, else the installed one."""
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = [os.path.join(os.path.dirname(here), "share", "r2dservice")]
-    candidates += [os.path.join(p, "share", "r2dservice") for p in (sys.prefix, "/usr/local", "/usr")]
+    candidates += [
+        os.path.join(p, "share", "r2dservice") for p in (sys.prefix, "/usr/local", "/usr")
+    ]
     for path in candidates:
         if os.path.isdir(os.path.join(path, "templates")):
             return path

@@ -14,6 +14,7 @@ the scopes of the token, as the hub reports them in the user model:
   caller still gets images that already exist;
 - ``custom:r2dservice:admin`` (`admin_scope`): see and cancel everyone's builds.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -125,7 +126,9 @@ class R2DServiceAuth(LoggingConfigurable):
             from jupyterhub.services.auth import HubOAuth
 
             kwargs = {"base_url": self.base_url}
-            if not os.environ.get("JUPYTERHUB_CLIENT_ID") and not self._configured("oauth_client_id"):
+            if not os.environ.get("JUPYTERHUB_CLIENT_ID") and not self._configured(
+                "oauth_client_id"
+            ):
                 kwargs["oauth_client_id"] = f"service-{self.service_name}"  # the hub's default
             if not (
                 os.environ.get("JUPYTERHUB_OAUTH_ACCESS_SCOPES")

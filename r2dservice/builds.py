@@ -4,16 +4,19 @@ A Build is the state and the append-only event log of one image's build. The
 BuildManager resolves a request, answers at once from the registry when it can,
 and otherwise joins the active build of that image or queues a new one.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote
-from typing import Any, Callable, Iterable
 
-from traitlets import Any as AnyTrait, Float, Instance, Integer, Unicode, default
+from traitlets import Any as AnyTrait
+from traitlets import Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import naming
@@ -30,7 +33,10 @@ FINISHED_STATES = frozenset({"ready", "failed", "cancelled"})
 
 STOPPED_DURING = "The service stopped during this build. Request it again to build anew."
 
-def ready_fields(request: BuildRequest, ref_url: str = "", persistent_spec: str = "") -> dict[str, Any]:
+
+def ready_fields(
+    request: BuildRequest, ref_url: str = "", persistent_spec: str = ""
+) -> dict[str, Any]:
     """BinderHub's extra fields of a `ready` event (besides imageName)."""
     pinned = f"v2/{request.provider}/{persistent_spec}" if persistent_spec else ""
     return {
@@ -44,9 +50,7 @@ def ready_fields(request: BuildRequest, ref_url: str = "", persistent_spec: str 
 def _scrubber(request: BuildRequest) -> Callable[[str], str]:
     """redact() for a build's messages: the clone URL's credentials, wherever a tool
     printed them, whatever URL they came with."""
-    secrets = dict(
-        line.split("=", 1) for line in request.credentials.splitlines() if "=" in line
-    )
+    secrets = dict(line.split("=", 1) for line in request.credentials.splitlines() if "=" in line)
     user, password = secrets.get("username", ""), secrets.get("password", "")
     if not (user or password):
         return redact
@@ -104,7 +108,7 @@ class Build:
         self.add_requester(request.user)
 
     @classmethod
-    def already_built(cls, request: BuildRequest, ready_extra: dict) -> "Build":
+    def already_built(cls, request: BuildRequest, ready_extra: dict) -> Build:
         """A finished pseudo-build for an image found in the registry: one `ready` event."""
         build = cls(request, ready_extra)
         build.found = True
@@ -179,8 +183,9 @@ class Build:
         """Yield (id, event) from `after` on, live, until the build's last event."""
         i = after
         while True:
-            for i, event in self.log.after(i):
-                yield i, event
+            for event_id, event in self.log.after(i):
+                i = event_id
+                yield event_id, event
             if self.done and i >= self.log.last_id:
                 return
             await self.wait(i)
@@ -349,7 +354,13 @@ class BuildManager(LoggingConfigurable):
         }
 
     async def request(
-        self, provider: str, spec: str, *, user: str = "", may_build: bool = True, resume_after: int = 0
+        self,
+        provider: str,
+        spec: str,
+        *,
+        user: str = "",
+        may_build: bool = True,
+        resume_after: int = 0,
     ) -> Build:
         """The build for `<provider>/<spec>`: already built, joined, or new. See submit()."""
         build, _ = await self.submit(
@@ -358,7 +369,13 @@ class BuildManager(LoggingConfigurable):
         return build
 
     async def submit(
-        self, provider: str, spec: str, *, user: str = "", may_build: bool = True, resume_after: int = 0
+        self,
+        provider: str,
+        spec: str,
+        *,
+        user: str = "",
+        may_build: bool = True,
+        resume_after: int = 0,
     ) -> tuple[Build, str]:
         """(build, outcome) for `<provider>/<spec>`; outcome is "cached" (the image
         exists), "joined" (a build of it was running), "new", or "resumed".
@@ -449,7 +466,12 @@ class BuildManager(LoggingConfigurable):
     def _enqueue(self, build: Build) -> Build:
         self._register(build)
         self._queue.append(build)
-        self.log.info("Build %s of %s queued for %s", build.id, build.image_name, build.request.user or "anonymous")
+        self.log.info(
+            "Build %s of %s queued for %s",
+            build.id,
+            build.image_name,
+            build.request.user or "anonymous",
+        )
         self._pump()
         if build.state == "queued":
             self._announce_positions()
@@ -514,9 +536,13 @@ class BuildManager(LoggingConfigurable):
             raise
         except Exception as e:
             self.log.exception("Build %s crashed", build.id)
-            self._finish(build, "failed", failed(f"Build failed: internal error ({type(e).__name__})."))
+            self._finish(
+                build, "failed", failed(f"Build failed: internal error ({type(e).__name__}).")
+            )
         else:
-            build.emit(Event("built", "Built image, ready to launch.\n", {"imageName": build.image_name}))
+            build.emit(
+                Event("built", "Built image, ready to launch.\n", {"imageName": build.image_name})
+            )
             self._finish(
                 build, "ready", Event("ready", "Done! Image built.\n", build.ready_event_fields())
             )
@@ -551,11 +577,11 @@ class BuildManager(LoggingConfigurable):
             self._queue.remove(build)
         if self._active.get(build.image_name) is build:
             del self._active[build.image_name]
-        self.log.info("Build %s of %s %s: %s", build.id, build.image_name, state, event.message.strip())
-        self._notify("finished", build)
-        asyncio.get_running_loop().call_later(
-            self.finished_build_retention, self._forget, build
+        self.log.info(
+            "Build %s of %s %s: %s", build.id, build.image_name, state, event.message.strip()
         )
+        self._notify("finished", build)
+        asyncio.get_running_loop().call_later(self.finished_build_retention, self._forget, build)
         if not self._pump() and left_queue:
             self._announce_positions()  # those behind it moved up
 
@@ -593,7 +619,9 @@ class BuildManager(LoggingConfigurable):
             if build.wanted_by:
                 self.log.info(
                     "%s withdrew from build %s; %d still want it",
-                    by or "anonymous", build.id, len(build.wanted_by),
+                    by or "anonymous",
+                    build.id,
+                    len(build.wanted_by),
                 )
                 return build
             reason = "Build cancelled: nobody who asked for it wants it any more."

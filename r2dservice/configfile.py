@@ -1,4 +1,5 @@
 """Load a traitlets config file, or stop with the file, line and error."""
+
 from __future__ import annotations
 
 import os

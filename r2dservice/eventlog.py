@@ -6,10 +6,11 @@ to do) and its tail (how it ended) within `max_bytes`, and drops the middle. Ids
 change: a reader whose position was dropped gets one marker event saying what is
 missing, under the id of the last dropped event, then the tail; resume ids stay valid.
 """
+
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 from .events import Event
 
@@ -39,7 +40,9 @@ class EventLog:
     def append(self, event: Event) -> int:
         """Add an event; returns its id."""
         size = event_size(event)
-        if not self.max_bytes or (not self._tail and not self._dropped and self._head_bytes + size <= self._head_budget):
+        if not self.max_bytes or (
+            not self._tail and not self._dropped and self._head_bytes + size <= self._head_budget
+        ):
             self._head.append(event)
             self._head_bytes += size
             return self.last_id
@@ -55,7 +58,7 @@ class EventLog:
         return self.last_id
 
     @classmethod
-    def restore(cls, pairs, max_bytes: int = 0) -> "EventLog":
+    def restore(cls, pairs, max_bytes: int = 0) -> EventLog:
         """A log rebuilt from stored (id, event) pairs in order, ids as they were.
 
         A stored log may have a gap: the middle a bounded log dropped (its marker
@@ -78,7 +81,9 @@ class EventLog:
                     log._tail_bytes = 0
                 if marker:
                     counts = event.extra.get("truncated") or {}
-                    log._dropped_bytes = int(counts.get("bytes", 0)) if isinstance(counts, dict) else 0
+                    log._dropped_bytes = (
+                        int(counts.get("bytes", 0)) if isinstance(counts, dict) else 0
+                    )
                     log._dropped_phase = event.phase
                     continue
             if log._dropped:

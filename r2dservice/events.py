@@ -1,9 +1,11 @@
 """Build events and their Server-Sent Events encoding. Pure: no I/O."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # The BinderHub event-stream phases, in the order a build passes through them.
 PHASES = (
@@ -44,7 +46,7 @@ class Event:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Event":
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
         d = dict(d)
         phase = d.pop("phase", "unknown")
         if phase not in PHASES:

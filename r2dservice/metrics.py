@@ -1,4 +1,5 @@
 """Prometheus metrics, counted per build (not per viewer), with bounded labels."""
+
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -33,9 +34,7 @@ REQUESTS = Counter(
 )
 RUNNING = Gauge("r2dservice_builds_running", "Builds running now.", registry=REGISTRY)
 QUEUED = Gauge("r2dservice_builds_queued", "Builds waiting for a slot now.", registry=REGISTRY)
-VIEWERS = Gauge(
-    "r2dservice_event_stream_viewers", "Event streams open now.", registry=REGISTRY
-)
+VIEWERS = Gauge("r2dservice_event_stream_viewers", "Event streams open now.", registry=REGISTRY)
 
 
 def observe(manager) -> None:

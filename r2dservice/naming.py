@@ -1,4 +1,5 @@
 """Image names and build names from a resolved repository. Pure: no I/O."""
+
 from __future__ import annotations
 
 import hashlib

@@ -7,6 +7,7 @@ reading (get/list/events for the handlers, as Build objects whether live or not)
 restart (builds a stopped or crashed service left unfinished). `MemoryHistory` is the
 same reading interface without a store (`c.R2DService.db_url = ""`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -89,9 +90,7 @@ def build_of(record: BuildRecord, pairs=(), max_log_bytes: int = 0) -> Build:
     build.started = record.started
     build.finished = record.finished
     build.cancelled_by = record.cancelled_by
-    build.log = EventLog.restore(
-        [(i, Event.from_dict(d)) for i, d in pairs], max_log_bytes
-    )
+    build.log = EventLog.restore([(i, Event.from_dict(d)) for i, d in pairs], max_log_bytes)
     build.recorded_last_id = record.last_event_id
     if record.failure:
         build.recorded_message = record.failure + "\n"
@@ -112,9 +111,12 @@ class MemoryHistory:
     async def get(self, build_id: str) -> Build | None:
         return self.manager.get(build_id)
 
-    async def list(self, *, user, states=(), spec="", image="", since=None, until=None,
-                   cursor=None, limit=50) -> tuple[list[Build], str | None]:
-        builds = [b for b in self.manager.builds() if _matches(b, user, states, spec, image, since, until)]
+    async def list(
+        self, *, user, states=(), spec="", image="", since=None, until=None, cursor=None, limit=50
+    ) -> tuple[list[Build], str | None]:
+        builds = [
+            b for b in self.manager.builds() if _matches(b, user, states, spec, image, since, until)
+        ]
         builds.sort(key=lambda b: (b.created, b.id), reverse=True)
         start = int(cursor) if cursor and cursor.isdigit() else 0
         page = builds[start : start + limit]
@@ -295,13 +297,20 @@ class Records(MemoryHistory):
         build.log_loaded = False
         return build
 
-    async def list(self, *, user, states=(), spec="", image="", since=None, until=None,
-                   cursor=None, limit=50) -> tuple[list[Build], str | None]:
+    async def list(
+        self, *, user, states=(), spec="", image="", since=None, until=None, cursor=None, limit=50
+    ) -> tuple[list[Build], str | None]:
         # What this process queued (a build created a moment ago) lands first.
         await self.store.flush(timeout=self.store.timeout)
         records, next_cursor = await self.store.list(
-            user=user, states=set(states), spec=spec, image=image, since=since, until=until,
-            cursor=cursor, limit=limit,
+            user=user,
+            states=set(states),
+            spec=spec,
+            image=image,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
         )
         return [self.manager.get(r.id) or self._view(r) for r in records], next_cursor
 
@@ -310,8 +319,11 @@ class Records(MemoryHistory):
         if getattr(build, "log_loaded", True):
             return build
         pairs = await self.store.events(build.id)
-        loaded = build_of(await self.store.get(build.id) or record_of(build, "", ""), pairs,
-                          self.manager.max_log_bytes)
+        loaded = build_of(
+            await self.store.get(build.id) or record_of(build, "", ""),
+            pairs,
+            self.manager.max_log_bytes,
+        )
         loaded.remote = build.remote
         return loaded
 
@@ -334,7 +346,9 @@ class Records(MemoryHistory):
                 i = event_id
                 yield event_id, Event.from_dict(data)
             record = await self.store.get(build.id)
-            if record is None or (record.state in ("ready", "failed", "cancelled") and i >= record.last_event_id):
+            if record is None or (
+                record.state in ("ready", "failed", "cancelled") and i >= record.last_event_id
+            ):
                 return
             if pairs:
                 quiet = 0.0
@@ -344,4 +358,3 @@ class Records(MemoryHistory):
                     quiet = 0.0
                     yield None
             await asyncio.sleep(self.remote_poll)
-

@@ -1,4 +1,5 @@
 """Shared fixtures: the infrastructure dev/services.sh provides, and the service."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,9 @@ def infra():
         urllib.request.urlopen(f"http://{env['registry']}/v2/", timeout=5)
     except OSError as e:
         pytest.fail(f"registry {env['registry']} does not answer ({e}); run dev/services.sh")
-    if subprocess.run(["docker", "image", "inspect", env["base_image"]], capture_output=True).returncode:
+    if subprocess.run(
+        ["docker", "image", "inspect", env["base_image"]], capture_output=True
+    ).returncode:
         pytest.fail(f"base image {env['base_image']} missing; run dev/services.sh")
     return env
 

@@ -1,7 +1,7 @@
 """The command line: config files, --generate-config, clear errors, clean shutdown."""
+
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +16,10 @@ from tests.support.service import ServiceProcess
 def r2dservice(*args, cwd, timeout=30):
     return subprocess.run(
         [sys.executable, "-m", "r2dservice", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -1,6 +1,7 @@
 """Authentication without a real hub: scopes -> permissions, the JUPYTERHUB_* settings,
 and r2dservice's answers against a stand-in hub API (fast; tests/test_hub*.py use a real hub).
 """
+
 from __future__ import annotations
 
 import json
@@ -127,7 +128,11 @@ def test_missing_hub_settings_stop_the_start_with_their_names(tmp_path, missing)
     (tmp_path / "c.py").write_text('c.R2DService.image_prefix = "r2d-"\n')
     out = subprocess.run(
         [sys.executable, "-m", "r2dservice", "-f", "c.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 1
     assert missing in out.stderr and "missing" in out.stderr
@@ -209,7 +214,10 @@ async def test_bearer_and_token_schemes_and_the_cache(http, service):
     [
         ({}, "Authentication required"),
         ({"Authorization": "Bearer nobody-knows-it"}, "does not accept this token"),
-        ({"Authorization": "Basic YWxpY2U6cHc="}, "Send the token as 'Authorization: Bearer <token>'"),
+        (
+            {"Authorization": "Basic YWxpY2U6cHc="},
+            "Send the token as 'Authorization: Bearer <token>'",
+        ),
         ({"Authorization": "Bearer mallory-token"}, "mallory may not use this service"),
         ({"Authorization": "Bearer broken-token"}, "Could not check your credentials"),
     ],

@@ -6,6 +6,7 @@ Bearer user token, and against r2dservice alone.
 The client and its dependencies are pinned in tests/js/package-lock.json and installed
 by the `js_client` fixture with `npm ci` (from npm's cache when it has them).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -68,7 +69,11 @@ def _npm_ci() -> str:
         if have != want:
             out = subprocess.run(
                 ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=JS_DIR, capture_output=True, text=True, timeout=300, check=False,
+                cwd=JS_DIR,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
             )
             if out.returncode:
                 pytest.fail(f"npm ci failed ({out.returncode}):\n{out.stdout}{out.stderr}")
@@ -120,9 +125,20 @@ async def run_client(
         env["BINDER_API_TOKEN"] = token  # not on the command line, where ps shows it
     t0 = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        "node", SCRIPT, "--endpoint", endpoint, "--spec", spec,
-        "--timeout", str(timeout), "--grace", str(GRACE),
-        cwd=JS_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        "node",
+        SCRIPT,
+        "--endpoint",
+        endpoint,
+        "--spec",
+        spec,
+        "--timeout",
+        str(timeout),
+        "--grace",
+        str(GRACE),
+        cwd=JS_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout + GRACE + 15)
@@ -209,8 +225,10 @@ def endpoint(hub):
 def user_token(hub):
     """A token as fancy-profiles mints one: POST /hub/api/users/<name>/tokens with
     expires_in 3600 and no scopes (so it has all of the user's)."""
+
     def mint(user: str) -> str:
         return hub.token_for(user, expires_in=3600)[0]
+
     return mint
 
 
@@ -257,8 +275,10 @@ async def test_client_builds_a_fresh_repository_through_the_hub(built, hub, endp
     # ... and the escaped repository URL arrived whole, through the proxy and r2dservice.
     assert mine[0]["repo_url"] == unquote(spec.split("/")[1]), mine
     assert registry_has(infra["registry"], image)
-    print(f"\nfresh build through the hub: {run.took:.1f}s, {len(run.states)} states, "
-          f"ready at {run.result['iterationEnded'] / 1000:.1f}s")
+    print(
+        f"\nfresh build through the hub: {run.took:.1f}s, {len(run.states)} states, "
+        f"ready at {run.result['iterationEnded'] / 1000:.1f}s"
+    )
 
 
 async def test_client_gets_an_existing_image_at_once(built, endpoint, hub, http):
@@ -271,8 +291,10 @@ async def test_client_gets_an_existing_image_at_once(built, endpoint, hub, http)
     assert run.result["iterationEnded"] < 5000, run
     assert_ended_by_itself(run)
     assert len(await api_builds(http, hub, token)) == len(before)  # no new build
-    print(f"\nexisting image through the hub: ready after {run.result['iterationEnded']} ms "
-          f"(node process {run.took:.1f}s incl. {GRACE}s grace)")
+    print(
+        f"\nexisting image through the hub: ready after {run.result['iterationEnded']} ms "
+        f"(node process {run.took:.1f}s incl. {GRACE}s grace)"
+    )
 
 
 async def test_failing_build_ends_the_iteration_with_repo2docker_error(
@@ -287,8 +309,10 @@ async def test_failing_build_ends_the_iteration_with_repo2docker_error(
     # The client stopped: the iteration ended, no reconnect in the grace period, and
     # Node exited by itself (no retry timer pending).
     assert_ended_by_itself(run)
-    print(f"\nfailing build through the hub: failed at {run.result['iterationEnded'] / 1000:.1f}s; "
-          f"unhandled rejections in the library: {run.result['unhandledRejections']}")
+    print(
+        f"\nfailing build through the hub: failed at {run.result['iterationEnded'] / 1000:.1f}s; "
+        f"unhandled rejections in the library: {run.result['unhandledRejections']}"
+    )
 
 
 async def test_user_without_access_gets_a_failure_not_a_hang(
@@ -303,8 +327,10 @@ async def test_user_without_access_gets_a_failure_not_a_hang(
     assert run.phases == ["failed"], run
     assert run.last["message"].startswith("Failed to connect to event stream: 403 - "), run
     assert_ended_by_itself(run)
-    print(f"\nno access: {run.last['message']!r} after {run.result['iterationEnded']} ms; "
-          f"unhandled rejections in the library: {run.result['unhandledRejections']}")
+    print(
+        f"\nno access: {run.last['message']!r} after {run.result['iterationEnded']} ms; "
+        f"unhandled rejections in the library: {run.result['unhandledRejections']}"
+    )
 
 
 async def test_user_who_may_not_build_sees_the_services_message(

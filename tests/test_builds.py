@@ -1,11 +1,12 @@
 """The BuildManager with stand-in resolver, registry and builder: queueing, dedupe,
 fan-out, cancel, resume. The real parts are exercised end to end in test_local_e2e."""
+
 import asyncio
 
 import pytest
 
 from r2dservice.builders.base import Builder, BuildFailed
-from r2dservice.builds import Build, BuildManager, BuildRejected
+from r2dservice.builds import BuildManager, BuildRejected
 from r2dservice.events import Event
 from r2dservice.providers.base import ResolvedRepo, ResolveError
 from r2dservice.registry import ImageChecker, RegistryError
@@ -192,7 +193,9 @@ async def test_cancel_running_and_queued(parts):
     b = await manager.request("gh", "o/r/b")
     await wait_started(builder, 1)
     manager.cancel(b.id, by="alice")
-    assert b.state == "cancelled" and b.events[-1].message == "Build cancelled by an administrator.\n"
+    assert (
+        b.state == "cancelled" and b.events[-1].message == "Build cancelled by an administrator.\n"
+    )
     manager.cancel(a.id, by="bob")
     events = await collect(a)
     assert events[-1][1].phase == "failed" and events[-1][1].extra["cancelled"] is True
@@ -257,7 +260,10 @@ async def test_stop_fails_local_builds_and_drops_queued_ones_with_a_reason(parts
     await wait_started(builder, 1)
     await manager.stop()
     assert build.state == "failed" and builder.cancelled == [build.image_name]
-    assert build.events[-1].message == "The service stopped during this build. Request it again to build anew.\n"
+    assert (
+        build.events[-1].message
+        == "The service stopped during this build. Request it again to build anew.\n"
+    )
     assert queued.state == "cancelled" and "shutting down" in queued.events[-1].message
 
 
@@ -424,8 +430,12 @@ async def test_adopted_builds_take_slots(parts):
     from r2dservice.builders.base import make_build_request
 
     adopted = make_build_request(
-        image_name=manager.image_for(resolved), repo_url=resolved.repo_url, ref=resolved.resolved_ref,
-        provider="gh", spec="o/r/old", push=True,
+        image_name=manager.image_for(resolved),
+        repo_url=resolved.repo_url,
+        ref=resolved.resolved_ref,
+        provider="gh",
+        spec="o/r/old",
+        push=True,
     )
 
     async def start():

@@ -1,5 +1,6 @@
 """The documentation builds with warnings as errors, and its configuration reference
 (generated from the code at build time) lists every setting."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -44,13 +45,28 @@ def built_docs(tmp_path_factory):
     require_docs_tools()
     out = tmp_path_factory.mktemp("docs-html")
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-         "-d", str(out / ".doctrees"), DOCS, str(out)],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-b",
+            "html",
+            "-d",
+            str(out / ".doctrees"),
+            DOCS,
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     if proc.returncode != 0:
         problems = [
-            line for line in (proc.stderr + proc.stdout).splitlines()
+            line
+            for line in (proc.stderr + proc.stdout).splitlines()
             if "WARNING" in line or "ERROR" in line or "Exception" in line
         ]
         pytest.fail(
@@ -68,8 +84,18 @@ def config_reference() -> str:
 
 def test_docs_build_without_warnings(built_docs):
     for page in (
-        "index", "install", "chart", "configuration", "auth", "kubernetes", "event-stream",
-        "rest-api", "architecture", "development", "metrics", "reference/config",
+        "index",
+        "install",
+        "chart",
+        "configuration",
+        "auth",
+        "kubernetes",
+        "event-stream",
+        "rest-api",
+        "architecture",
+        "development",
+        "metrics",
+        "reference/config",
     ):
         assert (built_docs / f"{page}.html").exists(), page
 
@@ -84,7 +110,7 @@ def test_config_reference_lists_every_setting(built_docs):
     assert "c.R2DService.image_prefix" in html and "c.BuildManager.concurrent_build_limit" in html
     missing = []
     for cls in configurable_classes():
-        for name, trait in cls.class_traits(config=True).items():
+        for name in cls.class_traits(config=True):
             owner = next(k for k in cls.__mro__ if name in vars(k))
             # inherited settings are listed under the documented class that defines them
             shown_as = cls if f"## {owner.__name__}\n" not in text else owner

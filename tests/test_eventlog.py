@@ -1,4 +1,5 @@
 """The bounded event log: ids never change, the middle goes, a marker says so."""
+
 import pytest
 
 from r2dservice.eventlog import EVENT_OVERHEAD, EventLog

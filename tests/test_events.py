@@ -20,7 +20,7 @@ def test_sse_frame_has_id_and_single_data_line():
     assert frame.startswith("id: 7\ndata: ")
     assert frame.endswith("\n\n")
     data_line = frame.split("\n")[1]
-    assert json.loads(data_line[len("data: "):])["message"] == "two\nlines\n"
+    assert json.loads(data_line[len("data: ") :])["message"] == "two\nlines\n"
     assert frame.count("\n") == 3
 
 
@@ -49,5 +49,7 @@ def test_parse_repo2docker_line(line, current, phase, is_error):
 
 
 def test_parse_keeps_extra_fields():
-    event, _ = parse_repo2docker_line('{"phase": "building", "message": "m", "exc_info": "tb"}', "x")
+    event, _ = parse_repo2docker_line(
+        '{"phase": "building", "message": "m", "exc_info": "tb"}', "x"
+    )
     assert event.extra == {"exc_info": "tb"}

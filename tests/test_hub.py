@@ -5,6 +5,7 @@ The hub runs dev/jupyterhub_config.py, the configuration operators copy (see
 tests/support/hub.py): alice may build, bob may only use existing images, admin
 administers r2dservice, mallory may not use it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,6 @@ import subprocess
 import time
 from urllib.parse import quote
 
-import aiohttp
 import pytest
 
 from tests.fakes.gitserver import make_repo
@@ -41,8 +41,13 @@ TICKING = BASE + "RUN for i in 1 2 3 4 5 6; do echo tick-$i; sleep 1; done\n"
 SLEEPY = BASE + "RUN sleep 300\n"
 
 BROWSER_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -323,7 +328,9 @@ async def test_browser_oauth_round_trip_xsrf_and_a_build(hub, repos):
                 "document.getElementById('status').textContent.startsWith('ready')",
                 timeout=300_000,
             )
-            assert "built-by-r2dservice" in await page.inner_text("#log") or "Found built image" in await page.inner_text("#log")
+            assert "built-by-r2dservice" in await page.inner_text(
+                "#log"
+            ) or "Found built image" in await page.inner_text("#log")
             # A cookie-authenticated GET from a script needs the token too (JupyterHub >= 4).
             status, _ = await page.evaluate(FETCH, ["api/builds", "GET", None, {}])
             assert status == 403

@@ -2,6 +2,7 @@
 Kubernetes), started by the test, so that it outlives the hub: the hub stops, hangs and
 comes back, and token checks fail cleanly (503 with a message, quickly) and then recover.
 """
+
 from __future__ import annotations
 
 import asyncio

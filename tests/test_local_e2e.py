@@ -1,5 +1,6 @@
 """End to end through real HTTP: r2dservice as a process, real repo2docker builds on the
 real Docker engine, pushed to the real registry, repositories served by git daemon."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,9 +25,9 @@ def service(infra, run_id, tmp_path_factory):
         str(workdir),
         f"""
         c.R2DService.auth_enabled = False
-        c.R2DService.image_prefix = "{infra['registry']}/r2dtest-{run_id}-"
+        c.R2DService.image_prefix = "{infra["registry"]}/r2dtest-{run_id}-"
         c.R2DService.keepalive_interval = 1
-        c.LocalBuilder.repo2docker_extra_args = ["--config", "{infra['r2d_config']}"]
+        c.LocalBuilder.repo2docker_extra_args = ["--config", "{infra["r2d_config"]}"]
         c.BuildManager.concurrent_build_limit = 2
         """,
     ).start()
@@ -102,7 +103,9 @@ async def test_apt_repo_builds(http, service, git_server, infra):
 
 async def test_twenty_viewers_one_build_same_events(http, service, git_server, infra):
     spec, _ = new_repo(git_server, "crowd", dockerfile(DOCKERFILE, infra))
-    results = await asyncio.gather(*(read_events(http, build_url(service, spec)) for _ in range(20)))
+    results = await asyncio.gather(
+        *(read_events(http, build_url(service, spec)) for _ in range(20))
+    )
     assert all(r.last["phase"] == "ready" for r in results)
     image = results[0].last["imageName"]
     builds = [b for b in await api_builds(http, service) if b["image_name"] == image]
@@ -132,7 +135,9 @@ async def test_disconnected_build_still_finishes(http, service, git_server, infr
     partial = await read_events(http, build_url(service, spec), stop_after=1)
     build_id = None
     for _ in range(50):
-        running = [b for b in await api_builds(http, service) if b["state"] in ("queued", "running")]
+        running = [
+            b for b in await api_builds(http, service) if b["state"] in ("queued", "running")
+        ]
         if running:
             build_id = running[0]["id"]
             break
@@ -184,11 +189,17 @@ async def test_unknown_ref_and_repo(http, service, git_server, infra):
 
 
 async def test_cancel_stops_repo2docker(http, service, git_server, infra):
-    spec, _ = new_repo(git_server, "cancelme", dockerfile({"Dockerfile": "FROM {base}\nRUN sleep 300\n"}, infra))
+    spec, _ = new_repo(
+        git_server, "cancelme", dockerfile({"Dockerfile": "FROM {base}\nRUN sleep 300\n"}, infra)
+    )
     viewer = asyncio.create_task(read_events(http, build_url(service, spec)))
     build = None
     for _ in range(100):
-        active = [b for b in await api_builds(http, service) if b["state"] == "running" and "cancelme" in b["repo_url"]]
+        active = [
+            b
+            for b in await api_builds(http, service)
+            if b["state"] == "running" and "cancelme" in b["repo_url"]
+        ]
         if active:
             build = active[0]
             break
@@ -204,6 +215,8 @@ async def test_cancel_stops_repo2docker(http, service, git_server, infra):
     async with http.post(f"{service.url}api/builds/{build['id']}/cancel") as r:
         assert r.status == 409
     # No repo2docker process of this build is left.
-    ps = await asyncio.create_subprocess_exec("pgrep", "-f", build["image_name"], stdout=asyncio.subprocess.PIPE)
+    ps = await asyncio.create_subprocess_exec(
+        "pgrep", "-f", build["image_name"], stdout=asyncio.subprocess.PIPE
+    )
     out, _ = await ps.communicate()
     assert not out.strip()

@@ -9,6 +9,7 @@
   type, and a body that validates against the documented schema; event streams are
   checked frame by frame against the SSE contract and `BuildEvent`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,14 +49,18 @@ def load_doc() -> dict:
 DOC = load_doc()
 _REGISTRY = referencing.Registry().with_resource(
     SPEC_URI,
-    referencing.Resource.from_contents(DOC, default_specification=referencing.jsonschema.DRAFT202012),
+    referencing.Resource.from_contents(
+        DOC, default_specification=referencing.jsonschema.DRAFT202012
+    ),
 )
 
 
 def _absolute_refs(node):
     if isinstance(node, dict):
         return {
-            k: SPEC_URI + v if k == "$ref" and isinstance(v, str) and v.startswith("#") else _absolute_refs(v)
+            k: SPEC_URI + v
+            if k == "$ref" and isinstance(v, str) and v.startswith("#")
+            else _absolute_refs(v)
             for k, v in node.items()
         }
     if isinstance(node, list):
@@ -83,9 +88,13 @@ def deref(obj: dict) -> dict:
 
 def assert_valid(validator: jsonschema.Draft202012Validator, instance, what: str) -> None:
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    assert not errors, f"{what} does not match the document:\n" + "\n".join(
-        f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors
-    ) + f"\n  instance: {json.dumps(instance)[:2000]}"
+    assert not errors, (
+        f"{what} does not match the document:\n"
+        + "\n".join(
+            f"  at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors
+        )
+        + f"\n  instance: {json.dumps(instance)[:2000]}"
+    )
 
 
 # --- the document itself ----------------------------------------------------------
@@ -109,7 +118,9 @@ def test_schema_examples_fit_their_schemas():
                 continue
             for media in deref(body)["content"].values():
                 for ex in media.get("examples", {}).values():
-                    assert_valid(schema_validator(media["schema"]), ex["value"], f"{method} {path} example")
+                    assert_valid(
+                        schema_validator(media["schema"]), ex["value"], f"{method} {path} example"
+                    )
                     checked += 1
     assert checked >= 5
 
@@ -141,8 +152,8 @@ def app_routes() -> dict[str, set[str]]:
             continue
         template = pattern
         for name in ("provider", "spec", "build_id", "fmt"):
-            template = template.replace(f"(?P<{name}>[^/]+)", "{%s}" % name)
-            template = template.replace(f"(?P<{name}>.+)", "{%s}" % name)
+            template = template.replace(f"(?P<{name}>[^/]+)", f"{{{name}}}")
+            template = template.replace(f"(?P<{name}>.+)", f"{{{name}}}")
         if "(?P<fmt>yaml|json)" in template:
             template = template.replace("(?P<fmt>yaml|json)", "yaml")
         template = template.replace("\\.", ".")
@@ -161,7 +172,9 @@ def test_every_route_is_documented_with_its_methods():
     not_routes = set(documented) - set(routes)
     assert not not_routes, f"documented paths the app does not serve: {not_routes}"
     for path, methods in routes.items():
-        assert methods == documented[path], f"{path}: handler has {methods}, document {documented[path]}"
+        assert methods == documented[path], (
+            f"{path}: handler has {methods}, document {documented[path]}"
+        )
 
 
 def test_every_operation_documents_its_responses():
@@ -242,7 +255,9 @@ def test_openapi_handler_serves_the_document_with_its_prefix():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, fakes):
-    svc = start_service(tmp_path_factory.mktemp("openapi-service"), fakes, "c.R2DService.auth_enabled = False\n")
+    svc = start_service(
+        tmp_path_factory.mktemp("openapi-service"), fakes, "c.R2DService.auth_enabled = False\n"
+    )
     yield svc
     svc.stop()
 
@@ -284,7 +299,9 @@ def check_response(path: str, method: str, status: int, content_type: str, body:
     if not content:
         return body
     media = content_type.split(";")[0].strip()
-    assert media in content, f"{method} {path} {status}: content type {media}, document {list(content)}"
+    assert media in content, (
+        f"{method} {path} {status}: content type {media}, document {list(content)}"
+    )
     if media == "application/json":
         data = json.loads(body)
         assert_valid(schema_validator(content[media]["schema"]), data, f"{method} {path} {status}")
@@ -301,7 +318,9 @@ class Client:
         url = self.base + (path or template).lstrip("/")
         async with self.session.request(method, url, **kw) as r:
             body = await r.read()
-            data = check_response(template, method, r.status, r.headers.get("Content-Type", ""), body)
+            data = check_response(
+                template, method, r.status, r.headers.get("Content-Type", ""), body
+            )
             return r.status, data, r.headers
 
     async def error(self, method, template, path, status, **kw):
@@ -317,14 +336,17 @@ class Client:
         frames, buf = [], b""
         url = self.base + path.lstrip("/")
         async with self.session.get(
-            url, headers={"Accept": "text/event-stream", **(headers or {})},
+            url,
+            headers={"Accept": "text/event-stream", **(headers or {})},
             timeout=aiohttp.ClientTimeout(total=seconds),
         ) as r:
             status, ctype = r.status, r.headers.get("Content-Type", "")
             if not ctype.startswith("text/event-stream"):
                 return status, check_response(template, "GET", status, ctype, await r.read()), []
             check_response(template, "GET", status, ctype, b"")
-            media = deref(operation(template, "GET")["responses"][str(status)])["content"]["text/event-stream"]
+            media = deref(operation(template, "GET")["responses"][str(status)])["content"][
+                "text/event-stream"
+            ]
             stream_event = schema_validator(media["schema"])
             assert r.headers.get("Cache-Control") == "no-cache"
             async for chunk in r.content.iter_any():
@@ -353,9 +375,9 @@ def parse_frames(frames: list[str]) -> list[dict]:
             assert frame == ":keepalive", frame
             continue
         lines = frame.split("\n")
-        event_id = int(lines.pop(0)[len("id: "):]) if lines[0].startswith("id: ") else None
+        event_id = int(lines.pop(0)[len("id: ") :]) if lines[0].startswith("id: ") else None
         assert len(lines) == 1 and lines[0].startswith("data: "), frame
-        data = lines[0][len("data: "):]
+        data = lines[0][len("data: ") :]
         event = json.loads(data)
         assert_valid(BUILD_EVENT, event, "event")
         event["_id"] = event_id
@@ -422,7 +444,9 @@ async def test_unknown_things_are_404(client):
     await client.error("GET", "/api/builds/{build_id}", "/api/builds/nope", 404)
     await client.error("POST", "/api/builds/{build_id}/cancel", "/api/builds/nope/cancel", 404)
     await client.error("GET", "/api/builds/{build_id}/log", "/api/builds/nope/log", 404)
-    status, data, _ = await client.stream("/api/builds/{build_id}/events", "/api/builds/nope/events")
+    status, data, _ = await client.stream(
+        "/api/builds/{build_id}/events", "/api/builds/nope/events"
+    )
     assert status == 404 and data["status"] == 404
 
 
@@ -440,14 +464,24 @@ async def test_image_lookup(client):
 
 
 async def test_a_build_from_post_to_ready(client):
-    status, build, _ = await client.call("POST", "/api/builds", json={"provider": "gh", "spec": "octo/quick/main"})
+    status, build, _ = await client.call(
+        "POST", "/api/builds", json={"provider": "gh", "spec": "octo/quick/main"}
+    )
     assert status in (200, 201) and build["provider"] == "gh" and build["spec"] == "octo/quick/main"
-    status, events, frames = await client.stream("/api/builds/{build_id}/events", build["links"]["events"])
+    status, events, frames = await client.stream(
+        "/api/builds/{build_id}/events", build["links"]["events"]
+    )
     assert status == 200
     assert_whole_log(events)
     ready = events[-1]
     assert ready["phase"] == "ready" and ready["imageName"] == build["image_name"]
-    for field in ("image", "repo_url", "binder_ref_url", "binder_request", "binder_persistent_request"):
+    for field in (
+        "image",
+        "repo_url",
+        "binder_ref_url",
+        "binder_request",
+        "binder_persistent_request",
+    ):
         assert field in ready, field
     assert {"fetching", "unknown", "building", "pushing", "built"} <= {e["phase"] for e in events}
     _, done, _ = await client.call("GET", "/api/builds/{build_id}", build["links"]["self"])
@@ -457,9 +491,14 @@ async def test_a_build_from_post_to_ready(client):
     assert log == "".join(e["message"] for e in events)
     await client.error("POST", "/api/builds/{build_id}/cancel", build["links"]["cancel"], 409)
     # Resume after an id: only the events after it.
-    for kw in ({"headers": {"Last-Event-ID": "3"}}, {"path": build["links"]["events"] + "?last_event_id=3"}):
+    for kw in (
+        {"headers": {"Last-Event-ID": "3"}},
+        {"path": build["links"]["events"] + "?last_event_id=3"},
+    ):
         path = kw.get("path", build["links"]["events"])
-        _, rest, _ = await client.stream("/api/builds/{build_id}/events", path, headers=kw.get("headers"))
+        _, rest, _ = await client.stream(
+            "/api/builds/{build_id}/events", path, headers=kw.get("headers")
+        )
         assert [e["_id"] for e in rest] == list(range(4, len(events) + 1))
     _, listing, _ = await client.call("GET", "/api/builds", "/api/builds?state=ready")
     assert build["id"] in [b["id"] for b in listing["builds"]]
@@ -480,27 +519,45 @@ async def test_queue_join_keepalive_cancel(client):
     assert status == 201 and slow["state"] == "running"
     status, joined, _ = await client.call("POST", "/api/builds", json={"spec": "gh/octo/slow/main"})
     assert status == 200 and joined["id"] == slow["id"]
-    status, queued, _ = await client.call("POST", "/api/builds", json={"spec": "gh/octo/slow2/main"})
+    status, queued, _ = await client.call(
+        "POST", "/api/builds", json={"spec": "gh/octo/slow2/main"}
+    )
     assert status == 201 and queued["state"] == "queued"
-    _, events, _ = await client.stream("/api/builds/{build_id}/events", queued["links"]["events"], until_events=1)
-    assert events[0]["phase"] == "waiting" and events[0]["position"] == 1 and events[0]["queue_length"] >= 1
-    _, listing, _ = await client.call("GET", "/api/builds", "/api/builds?state=queued&state=running")
+    _, events, _ = await client.stream(
+        "/api/builds/{build_id}/events", queued["links"]["events"], until_events=1
+    )
+    assert (
+        events[0]["phase"] == "waiting"
+        and events[0]["position"] == 1
+        and events[0]["queue_length"] >= 1
+    )
+    _, listing, _ = await client.call(
+        "GET", "/api/builds", "/api/builds?state=queued&state=running"
+    )
     assert {slow["id"], queued["id"]} <= {b["id"] for b in listing["builds"]}
-    _, image, _ = await client.call("GET", "/api/images/{provider}/{spec}", "/api/images/gh/octo/slow/main")
+    _, image, _ = await client.call(
+        "GET", "/api/images/{provider}/{spec}", "/api/images/gh/octo/slow/main"
+    )
     assert image["build_id"] == slow["id"]
     # The running build idles: keepalives until the stream is left.
     _, events, frames = await client.stream(
         "/api/builds/{build_id}/events", slow["links"]["events"], until_events=3
     )
     t0 = time.monotonic()
-    async with client.session.get(client.base + slow["links"]["events"].lstrip("/"),
-                                  headers={"Last-Event-ID": str(len(events))}) as r:
+    async with client.session.get(
+        client.base + slow["links"]["events"].lstrip("/"),
+        headers={"Last-Event-ID": str(len(events))},
+    ) as r:
         first = await asyncio.wait_for(r.content.readuntil(b"\n\n"), 10)
     assert first == b":keepalive\n\n" and time.monotonic() - t0 < 5
     # Cancel both: the queued one at once, the running one moments later.
-    status, cancelled, _ = await client.call("POST", "/api/builds/{build_id}/cancel", queued["links"]["cancel"])
+    status, cancelled, _ = await client.call(
+        "POST", "/api/builds/{build_id}/cancel", queued["links"]["cancel"]
+    )
     assert status == 200 and cancelled["state"] == "cancelled"
-    status, cancelling, _ = await client.call("POST", "/api/builds/{build_id}/cancel", slow["links"]["cancel"])
+    status, cancelling, _ = await client.call(
+        "POST", "/api/builds/{build_id}/cancel", slow["links"]["cancel"]
+    )
     assert status == 202
     for b in (queued, slow):
         _, events, _ = await client.stream("/api/builds/{build_id}/events", b["links"]["events"])
@@ -539,7 +596,9 @@ async def test_already_built_answer_has_no_dead_links(client):
     _, again, _ = await client.call("GET", "/api/builds/{build_id}", build["links"]["self"])
     assert again["id"] == build["id"] and again["state"] == "ready"
     _, events, _ = await client.stream("/api/builds/{build_id}/events", build["links"]["events"])
-    assert [e["phase"] for e in events] == ["ready"] and events[0]["imageName"] == build["image_name"]
+    assert [e["phase"] for e in events] == ["ready"] and events[0]["imageName"] == build[
+        "image_name"
+    ]
     _, text, _ = await client.call("GET", "/api/builds/{build_id}/log", build["links"]["log"])
     assert text == "Done! Found built image\n"
     _, listing, _ = await client.call("GET", "/api/builds")
@@ -575,7 +634,9 @@ def test_document_marks_what_needs_credentials():
             needs = bool(security) and {} not in security
             assert needs == (path not in open_paths), (method, path)
     assert {(m, t) for m, t, _ in AUTHENTICATED} | {("GET", "/build/{provider}/{spec}")} == {
-        (m.upper(), p) for p, item in DOC["paths"].items() for m in METHODS
+        (m.upper(), p)
+        for p, item in DOC["paths"].items()
+        for m in METHODS
         if m in item and p not in open_paths
     }
 
@@ -593,7 +654,9 @@ async def test_refusals_are_documented_errors(auth_client, headers, status, word
     for method, template, path in AUTHENTICATED:
         data = await auth_client.error(method, template, path, status, headers=headers)
         assert words in data["message"], (method, template, data)
-    got, events, _ = await auth_client.stream("/build/{provider}/{spec}", "/build/gh/octo/quick/main", headers)
+    got, events, _ = await auth_client.stream(
+        "/build/{provider}/{spec}", "/build/gh/octo/quick/main", headers
+    )
     assert got == status and [e["phase"] for e in events] == ["failed"], events
     assert words in events[0]["message"]
     # No login needed for these.
@@ -612,22 +675,38 @@ async def test_scopes_decide_builds_and_visibility(auth_client):
     alice = {"Authorization": "Bearer alice-token"}
     bob = {"Authorization": "token bob-token"}
     # bob may use the service but not start builds: lookups yes, new builds no.
-    _, image, _ = await auth_client.call("GET", "/api/images/{provider}/{spec}", "/api/images/gh/octo/quick/main", headers=bob)
+    _, image, _ = await auth_client.call(
+        "GET", "/api/images/{provider}/{spec}", "/api/images/gh/octo/quick/main", headers=bob
+    )
     assert image["exists"] is False
-    data = await auth_client.error("POST", "/api/builds", None, 403, json={"spec": "gh/octo/quick/main"}, headers=bob)
+    data = await auth_client.error(
+        "POST", "/api/builds", None, 403, json={"spec": "gh/octo/quick/main"}, headers=bob
+    )
     assert "may not start builds" in data["message"]
-    got, events, _ = await auth_client.stream("/build/{provider}/{spec}", "/build/gh/octo/quick/main", bob)
+    got, events, _ = await auth_client.stream(
+        "/build/{provider}/{spec}", "/build/gh/octo/quick/main", bob
+    )
     assert got == 200 and events[-1]["phase"] == "failed" and events[-1]["status"] == 403
     # ...but gets images that exist.
-    got, events, _ = await auth_client.stream("/build/{provider}/{spec}", "/build/gh/octo/built/main", bob)
+    got, events, _ = await auth_client.stream(
+        "/build/{provider}/{spec}", "/build/gh/octo/built/main", bob
+    )
     assert [e["phase"] for e in events] == ["ready"]
     # alice builds; her build is hers.
-    status, build, _ = await auth_client.call("POST", "/api/builds", json={"spec": "gh/octo/quick/main"}, headers=alice)
+    status, build, _ = await auth_client.call(
+        "POST", "/api/builds", json={"spec": "gh/octo/quick/main"}, headers=alice
+    )
     assert status in (200, 201) and build["user"] == "alice"
-    _, events, _ = await auth_client.stream("/api/builds/{build_id}/events", build["links"]["events"], alice)
+    _, events, _ = await auth_client.stream(
+        "/api/builds/{build_id}/events", build["links"]["events"], alice
+    )
     assert events[-1]["phase"] == "ready"
-    await auth_client.error("GET", "/api/builds/{build_id}", build["links"]["self"], 404, headers=bob)
-    await auth_client.error("GET", "/api/builds/{build_id}/log", build["links"]["log"], 404, headers=bob)
+    await auth_client.error(
+        "GET", "/api/builds/{build_id}", build["links"]["self"], 404, headers=bob
+    )
+    await auth_client.error(
+        "GET", "/api/builds/{build_id}/log", build["links"]["log"], 404, headers=bob
+    )
     _, listing, _ = await auth_client.call("GET", "/api/builds", headers=bob)
     assert build["id"] not in [b["id"] for b in listing["builds"]]
     _, listing, _ = await auth_client.call("GET", "/api/builds", headers=alice)
@@ -645,7 +724,11 @@ async def test_a_build_belongs_to_everyone_who_asked(auth_client):
     status, joined, _ = await auth_client.call("POST", "/api/builds", json=spec, headers=carol)
     assert status == 200 and joined["id"] == first["id"]
     # carol sees it as hers, and only herself in it; every link works for her.
-    assert joined["user"] == "carol" and joined["requested_by"] == ["carol"] and joined["wanted_by"] == 2
+    assert (
+        joined["user"] == "carol"
+        and joined["requested_by"] == ["carol"]
+        and joined["wanted_by"] == 2
+    )
     assert "alice" not in json.dumps(joined)
     for link in ("self", "log"):
         template = {"self": "/api/builds/{build_id}", "log": "/api/builds/{build_id}/log"}[link]
@@ -654,19 +737,36 @@ async def test_a_build_belongs_to_everyone_who_asked(auth_client):
     _, listing, _ = await auth_client.call("GET", "/api/builds", headers=carol)
     assert first["id"] in [b["id"] for b in listing["builds"]]
     # bob asked for nothing: it does not exist for him.
-    await auth_client.error("GET", "/api/builds/{build_id}", first["links"]["self"], 404, headers=bob)
-    await auth_client.error("POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], 404, headers=bob)
+    await auth_client.error(
+        "GET", "/api/builds/{build_id}", first["links"]["self"], 404, headers=bob
+    )
+    await auth_client.error(
+        "POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], 404, headers=bob
+    )
     # An admin sees both requesters.
-    _, seen, _ = await auth_client.call("GET", "/api/builds/{build_id}", first["links"]["self"], headers=root)
+    _, seen, _ = await auth_client.call(
+        "GET", "/api/builds/{build_id}", first["links"]["self"], headers=root
+    )
     assert seen["requested_by"] == ["alice", "carol"]
     # carol's cancel withdraws only her request: alice's build goes on.
-    status, after, _ = await auth_client.call("POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], headers=carol)
-    assert status == 200 and after["withdrawn"] is True and after["state"] == "running" and after["wanted_by"] == 1
+    status, after, _ = await auth_client.call(
+        "POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], headers=carol
+    )
+    assert (
+        status == 200
+        and after["withdrawn"] is True
+        and after["state"] == "running"
+        and after["wanted_by"] == 1
+    )
     # alice's cancel is the last one: the build stops, for both.
-    status, after, _ = await auth_client.call("POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], headers=alice)
+    status, after, _ = await auth_client.call(
+        "POST", "/api/builds/{build_id}/cancel", first["links"]["cancel"], headers=alice
+    )
     assert status == 202
     for who in (alice, carol):
-        _, events, _ = await auth_client.stream("/api/builds/{build_id}/events", first["links"]["events"], who)
+        _, events, _ = await auth_client.stream(
+            "/api/builds/{build_id}/events", first["links"]["events"], who
+        )
         assert events[-1]["phase"] == "failed" and events[-1]["cancelled"] is True
         assert "alice" not in events[-1]["message"] and "carol" not in events[-1]["message"]
 
@@ -678,19 +778,29 @@ async def test_an_admins_cancel_stops_a_shared_build(auth_client):
     spec = {"spec": "gh/octo/slow2/main"}
     _, build, _ = await auth_client.call("POST", "/api/builds", json=spec, headers=alice)
     await auth_client.call("POST", "/api/builds", json=spec, headers=carol)
-    status, _, _ = await auth_client.call("POST", "/api/builds/{build_id}/cancel", build["links"]["cancel"], headers=root)
+    status, _, _ = await auth_client.call(
+        "POST", "/api/builds/{build_id}/cancel", build["links"]["cancel"], headers=root
+    )
     assert status in (200, 202)
-    _, events, _ = await auth_client.stream("/api/builds/{build_id}/events", build["links"]["events"], carol)
+    _, events, _ = await auth_client.stream(
+        "/api/builds/{build_id}/events", build["links"]["events"], carol
+    )
     assert events[-1]["message"] == "Build cancelled by an administrator.\n"
-    _, seen, _ = await auth_client.call("GET", "/api/builds/{build_id}", build["links"]["self"], headers=root)
+    _, seen, _ = await auth_client.call(
+        "GET", "/api/builds/{build_id}", build["links"]["self"], headers=root
+    )
     assert seen["state"] == "cancelled" and seen["cancelled_by"] == "root"
-    _, theirs, _ = await auth_client.call("GET", "/api/builds/{build_id}", build["links"]["self"], headers=carol)
+    _, theirs, _ = await auth_client.call(
+        "GET", "/api/builds/{build_id}", build["links"]["self"], headers=carol
+    )
     assert theirs["cancelled_by"] is None
 
 
 async def test_simultaneous_posts_make_one_201(client):
     spec = {"spec": "gh/octo/slow3/main"}
-    answers = await asyncio.gather(*(client.call("POST", "/api/builds", json=spec) for _ in range(5)))
+    answers = await asyncio.gather(
+        *(client.call("POST", "/api/builds", json=spec) for _ in range(5))
+    )
     assert sorted(status for status, _, _ in answers) == [200, 200, 200, 200, 201]
     assert len({build["id"] for _, build, _ in answers}) == 1
     await client.call("POST", "/api/builds/{build_id}/cancel", answers[0][1]["links"]["cancel"])
@@ -726,7 +836,7 @@ def test_every_operation_was_exercised():
     import re
 
     source = inspect.getsource(inspect.getmodule(test_every_operation_was_exercised))
-    for path, item in DOC["paths"].items():
+    for path in DOC["paths"]:
         if path == "/api/openapi.yaml":
             continue
-        assert re.search(r'"%s"' % re.escape(path), source), f"{path} is never exercised"
+        assert re.search(f'"{re.escape(path)}"', source), f"{path} is never exercised"

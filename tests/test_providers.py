@@ -731,29 +731,67 @@ def detected(text: str, provider_id: str, **config):
 @pytest.mark.parametrize(
     "text, provider, expected",
     [
-        ("https://github.com/binder-examples/requirements", "gh", (True, "binder-examples/requirements", None, None)),
-        ("https://github.com/binder-examples/requirements/", "gh", (True, "binder-examples/requirements", None, None)),
-        ("https://github.com/binder-examples/requirements.git", "gh", (True, "binder-examples/requirements", None, None)),
+        (
+            "https://github.com/binder-examples/requirements",
+            "gh",
+            (True, "binder-examples/requirements", None, None),
+        ),
+        (
+            "https://github.com/binder-examples/requirements/",
+            "gh",
+            (True, "binder-examples/requirements", None, None),
+        ),
+        (
+            "https://github.com/binder-examples/requirements.git",
+            "gh",
+            (True, "binder-examples/requirements", None, None),
+        ),
         ("http://github.com/a-b/c.d_e", "gh", (True, "a-b/c.d_e", None, None)),
         ("https://github.com/octo/quick/tree/main", "gh", (True, "octo/quick", "main", None)),
-        ("https://github.com/octo/quick/tree/v1.0/docs/", "gh", (True, "octo/quick", "v1.0", "docs/")),
-        ("https://github.com/octo/quick/blob/main/index.ipynb", "gh", (True, "octo/quick", "main", "index.ipynb")),
+        (
+            "https://github.com/octo/quick/tree/v1.0/docs/",
+            "gh",
+            (True, "octo/quick", "v1.0", "docs/"),
+        ),
+        (
+            "https://github.com/octo/quick/blob/main/index.ipynb",
+            "gh",
+            (True, "octo/quick", "main", "index.ipynb"),
+        ),
         ("https://github.com/octo/quick?tab=readme", "gh", (True, "octo/quick", None, None)),
         ("octo/quick", "gh", (False, "octo/quick", None, None)),
         ("https://github.com/octo/quick/issues/5", "gh", None),
         ("https://github.com/octo", "gh", None),
         ("https://gitlab.com/octo/quick", "gh", None),
         ("https://gist.github.com/octo/6cad326836d38bd3a7ae", "gh", None),
-        ("https://gitlab.com/mosaik/examples/mosaik-tutorials-on-binder", "gl",
-         (True, "mosaik/examples/mosaik-tutorials-on-binder", None, None)),
-        ("https://gitlab.com/group/sub/project/-/tree/dev", "gl", (True, "group/sub/project", "dev", None)),
-        ("https://gitlab.com/group/project/-/blob/main/a/b.ipynb", "gl", (True, "group/project", "main", "a/b.ipynb")),
+        (
+            "https://gitlab.com/mosaik/examples/mosaik-tutorials-on-binder",
+            "gl",
+            (True, "mosaik/examples/mosaik-tutorials-on-binder", None, None),
+        ),
+        (
+            "https://gitlab.com/group/sub/project/-/tree/dev",
+            "gl",
+            (True, "group/sub/project", "dev", None),
+        ),
+        (
+            "https://gitlab.com/group/project/-/blob/main/a/b.ipynb",
+            "gl",
+            (True, "group/project", "main", "a/b.ipynb"),
+        ),
         ("https://gitlab.com/group/project.git", "gl", (True, "group/project", None, None)),
         ("group/sub/project", "gl", (False, "group/sub/project", None, None)),
         ("https://github.com/octo/quick", "gl", None),
-        ("https://gist.github.com/octocat/6cad326836d38bd3a7ae", "gist", (True, "octocat/6cad326836d38bd3a7ae", None, None)),
-        ("https://gist.github.com/octocat/6cad326836d38bd3a7ae/" + "a" * 40, "gist",
-         (True, "octocat/6cad326836d38bd3a7ae", "a" * 40, None)),
+        (
+            "https://gist.github.com/octocat/6cad326836d38bd3a7ae",
+            "gist",
+            (True, "octocat/6cad326836d38bd3a7ae", None, None),
+        ),
+        (
+            "https://gist.github.com/octocat/6cad326836d38bd3a7ae/" + "a" * 40,
+            "gist",
+            (True, "octocat/6cad326836d38bd3a7ae", "a" * 40, None),
+        ),
         ("https://github.com/octocat/6cad326836d38bd3a7ae", "gist", None),
     ],
 )
@@ -775,7 +813,10 @@ def test_detect_follows_a_configured_github_host():
     config = Config()
     config.GitHubRepoProvider.html_base_url = "https://ghe.example.org:8443"
     assert detected("https://ghe.example.org:8443/team/repo/tree/dev", "gh", config=config) == (
-        True, "team/repo", "dev", None,
+        True,
+        "team/repo",
+        "dev",
+        None,
     )
     assert detected("https://github.com/team/repo", "gh", config=config) is None
 

@@ -5,6 +5,7 @@ database trouble, and two replicas on one PostgreSQL.
 Stand-ins (tests/support/standins.py) for GitHub, the Docker engine, the hub's user API
 and the builder; real sqlite files and a real PostgreSQL server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -115,19 +116,29 @@ async def until(predicate, timeout=15, interval=0.1):
         await asyncio.sleep(interval)
 
 
-async def test_history_outlives_memory_and_restarts_for_its_requesters_only(tmp_path, fakes, http, db_config):
+async def test_history_outlives_memory_and_restarts_for_its_requesters_only(
+    tmp_path, fakes, http, db_config
+):
     svc = Service(tmp_path, fakes, db_config).start()
     try:
-        status, built = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
+        status, built = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
         assert status == 201, built
         live = await events_of(http, svc, built["id"], ALICE)
         assert live.last["phase"] == "ready"
-        status, failed = await call(http, svc, "POST", "api/builds", CAROL, json={"spec": "gh/octo/fail/main"})
+        status, failed = await call(
+            http, svc, "POST", "api/builds", CAROL, json={"spec": "gh/octo/fail/main"}
+        )
         assert (await events_of(http, svc, failed["id"], CAROL)).last["phase"] == "failed"
         await asyncio.sleep(1.5)  # past finished_build_retention: gone from memory
         for _ in range(2):  # before and after a restart
             status, got = await call(http, svc, "GET", f"api/builds/{built['id']}", ALICE)
-            assert status == 200 and got["state"] == "ready" and got["last_event_id"] == len(live.events)
+            assert (
+                status == 200
+                and got["state"] == "ready"
+                and got["last_event_id"] == len(live.events)
+            )
             assert got["links"]["events"].endswith(f"/api/builds/{built['id']}/events")
             replay = await events_of(http, svc, built["id"], ALICE)
             assert [(e["_id"], e["phase"], e["message"]) for e in replay.events] == [
@@ -150,18 +161,28 @@ async def test_history_outlives_memory_and_restarts_for_its_requesters_only(tmp_
             assert theirs["builds"][0]["state"] == "failed"
             svc.restart()
         # A fresh request finds the image and builds nothing.
-        status, again = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/built/main"})
+        status, again = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/built/main"}
+        )
         assert status == 200 and again["state"] == "ready"
     finally:
         svc.stop()
 
 
 @pytest.mark.parametrize("how", ["stop", "crash"])
-async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_path, fakes, http, how, db_config):
-    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 1\n" + db_config).start()
+async def test_a_build_running_when_the_service_stops_is_recorded_failed(
+    tmp_path, fakes, http, how, db_config
+):
+    svc = Service(
+        tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 1\n" + db_config
+    ).start()
     try:
-        _, slow = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
-        _, queued = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"})
+        _, slow = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
+        _, queued = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"}
+        )
         assert (slow["state"], queued["state"]) == ("running", "queued")
         seen = await read_events(
             http, f"{svc.url}build/gh/octo/slow/main", headers=ALICE, stop_after=3, timeout=30
@@ -178,17 +199,24 @@ async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_pat
         if how == "stop":
             assert dropped["state"] == "cancelled" and "shutting down" in dropped["message"]
         else:
-            assert dropped["state"] == "failed" and "before this build started" in dropped["message"]
+            assert (
+                dropped["state"] == "failed" and "before this build started" in dropped["message"]
+            )
         # The viewer whose stream broke reconnects where it was, and learns why.
         last = int(seen.events[-1]["_id"])
         got = await read_events(
-            http, f"{svc.url}build/gh/octo/slow/main", headers={**ALICE, "Last-Event-ID": str(last)}, timeout=30
+            http,
+            f"{svc.url}build/gh/octo/slow/main",
+            headers={**ALICE, "Last-Event-ID": str(last)},
+            timeout=30,
         )
         assert got.events[-1]["phase"] == "failed" and got.events[-1]["message"] == STOPPED
         assert int(got.events[0]["_id"]) == last + 1
         assert int(got.events[-1]["_id"]) == after["last_event_id"]
         # A new request (no Last-Event-ID) builds it again.
-        status, anew = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
+        status, anew = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
         assert status == 201 and anew["id"] != slow["id"]
         await call(http, svc, "POST", f"api/builds/{anew['id']}/cancel", ROOT)
     finally:
@@ -196,12 +224,16 @@ async def test_a_build_running_when_the_service_stops_is_recorded_failed(tmp_pat
 
 
 async def test_filters_and_pages(tmp_path, fakes, http, db_config):
-    svc = Service(tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 0\n" + db_config).start()
+    svc = Service(
+        tmp_path, fakes, "c.BuildManager.concurrent_build_limit = 0\n" + db_config
+    ).start()
     try:
         ids = {}
         t0 = time.time()
         for name, who in (("quick", ALICE), ("fail", ALICE), ("fail2", CAROL), ("slow", ALICE)):
-            _, b = await call(http, svc, "POST", "api/builds", who, json={"spec": f"gh/octo/{name}/main"})
+            _, b = await call(
+                http, svc, "POST", "api/builds", who, json={"spec": f"gh/octo/{name}/main"}
+            )
             ids[name] = b["id"]
             if name != "slow":
                 await events_of(http, svc, b["id"], who)
@@ -228,7 +260,9 @@ async def test_filters_and_pages(tmp_path, fakes, http, db_config):
             assert status == 200 and len(page["builds"]) <= 1
             seen += [b["id"] for b in page["builds"]]
             if len(seen) == 2:
-                await call(http, svc, "POST", "api/builds", CAROL, json={"spec": "gh/octo/slow2/main"})
+                await call(
+                    http, svc, "POST", "api/builds", CAROL, json={"spec": "gh/octo/slow2/main"}
+                )
             path = page["next"]
         assert seen == [ids["slow"], ids["fail2"], ids["fail"], ids["quick"]]
         # Admins filter by user; others may name only themselves.
@@ -244,10 +278,16 @@ async def test_filters_and_pages(tmp_path, fakes, http, db_config):
         svc.stop()
 
 
-async def test_a_locked_database_pauses_new_builds_and_history_not_existing_images(tmp_path, fakes, http):
-    svc = Service(tmp_path, fakes, "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n").start()
+async def test_a_locked_database_pauses_new_builds_and_history_not_existing_images(
+    tmp_path, fakes, http
+):
+    svc = Service(
+        tmp_path, fakes, "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n"
+    ).start()
     try:
-        _, b = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
+        _, b = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
         await events_of(http, svc, b["id"], ALICE)
         db = sqlite3.connect(tmp_path / "r2dservice.sqlite", timeout=5, isolation_level=None)
         db.execute("BEGIN EXCLUSIVE")
@@ -257,18 +297,25 @@ async def test_a_locked_database_pauses_new_builds_and_history_not_existing_imag
             status, err = await call(http, svc, "GET", f"api/builds/{b['id']}/log", ALICE)
             assert status in (200, 503)  # live in memory for a moment; never a 500
             # An image that exists is still answered, without the database.
-            got = await read_events(http, f"{svc.url}build/gh/octo/built/main", headers=ALICE, timeout=30)
+            got = await read_events(
+                http, f"{svc.url}build/gh/octo/built/main", headers=ALICE, timeout=30
+            )
             assert got.phases == ["ready"]
+
             # A new build waits for the records.
             async def paused():
-                status, err = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"})
+                status, err = await call(
+                    http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+                )
                 return status == 503 and "paused" in err["message"]
 
             assert await until(paused, 15)
             status, health = await call(http, svc, "GET", "health", {})
-            assert status == 200 and {"service": "records", "ok": False} .items() <= next(
-                c for c in health["checks"] if c["service"] == "records"
-            ).items()
+            assert (
+                status == 200
+                and {"service": "records", "ok": False}.items()
+                <= next(c for c in health["checks"] if c["service"] == "records").items()
+            )
         finally:
             db.execute("ROLLBACK")
             db.close()
@@ -278,7 +325,9 @@ async def test_a_locked_database_pauses_new_builds_and_history_not_existing_imag
             return status == 200
 
         assert await until(back, 30), svc.log()[-3000:]
-        status, new = await call(http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"})
+        status, new = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+        )
         assert status == 201, new
         assert "Traceback" not in svc.log() or "Internal Server Error" not in svc.log()
     finally:
@@ -293,9 +342,14 @@ async def test_two_replicas_share_one_history(tmp_path, fakes, http, postgres):
     a = Service(tmp_path / "a", fakes, extra).start()
     b = Service(tmp_path / "b", fakes, extra).start()
     try:
-        _, done = await call(http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"})
+        _, done = await call(
+            http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
         live = await events_of(http, a, done["id"], ALICE)
-        _, slow = await call(http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"})
+        _, slow = await call(
+            http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
+
         # Through the other replica (within a second: records are written behind):
         # listed, read, replayed.
         async def listed():

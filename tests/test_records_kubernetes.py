@@ -2,6 +2,7 @@
 keeps its build's id, event ids and log; a pod that ended while no service ran is
 recorded failed. The stand-in API server is tests/fakes/kubeapi.py; the records are a
 real sqlite file."""
+
 from __future__ import annotations
 
 import asyncio

@@ -7,6 +7,7 @@ every setting with its type, default and help.
 
 Run it alone with `python docs/_ext/r2dconfig.py [out.md]`.
 """
+
 from __future__ import annotations
 
 import inspect

@@ -1,8 +1,9 @@
 """The interface every builder implements."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from traitlets.config import LoggingConfigurable
 

@@ -6,6 +6,7 @@ build pod in `pods` (raw JSON dicts: no model deserialization on the hot path) a
 hands each change to the queues subscribed to that pod's name. Builds never talk to
 the API to learn their pod's state, so N builds watched by M viewers cost one watch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -207,7 +208,9 @@ class PodWatch:
             before = old.get(name)
             if before is None:
                 self._dispatch("ADDED", pod)
-            elif before["metadata"].get("resourceVersion") != pod["metadata"].get("resourceVersion"):
+            elif before["metadata"].get("resourceVersion") != pod["metadata"].get(
+                "resourceVersion"
+            ):
                 self._dispatch("MODIFIED", pod)
         for name, pod in old.items():
             if name not in fresh:

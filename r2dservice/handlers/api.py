@@ -3,6 +3,7 @@
 Builds come from the history (records.Records, or MemoryHistory without a store):
 live ones from memory, finished and older ones from the build records, alike.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -30,7 +31,10 @@ def parse_time(name: str, value: str) -> float:
         t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise web.HTTPError(
-            400, "%s=%s is neither epoch seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)", name, value
+            400,
+            "%s=%s is neither epoch seconds nor an ISO 8601 time (2026-01-31T12:00:00Z)",
+            name,
+            value,
         ) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=datetime.timezone.utc)
@@ -85,7 +89,10 @@ class BuildsHandler(APIHandler):
         unknown = states.difference(STATES)
         if unknown:
             raise web.HTTPError(
-                400, "Unknown state %s; use one of %s", ", ".join(sorted(unknown)), ", ".join(STATES)
+                400,
+                "Unknown state %s; use one of %s",
+                ", ".join(sorted(unknown)),
+                ", ".join(STATES),
             )
         caller = self.caller
         user = self.get_query_argument("user", None)
@@ -228,4 +235,3 @@ class NotFoundHandler(APIHandler):
 
     def prepare(self):
         raise web.HTTPError(404, "No such API route: %s", self.request.path)
-

@@ -1,4 +1,5 @@
 """What every handler shares: the manager, the caller, JSON errors, templates."""
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": self.error_message(status_code, **kwargs)}))
+        self.finish(
+            json.dumps(
+                {"status": status_code, "message": self.error_message(status_code, **kwargs)}
+            )
+        )
 
     def allowed_methods(self) -> list[str]:
         """The methods this handler implements (for 405's Allow header)."""
@@ -127,8 +132,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def render_template(self, name: str, **ns) -> None:
         env = self.settings["jinja2_env"]
         ns.setdefault("base_url", self.settings["base_url"])
-        ns.setdefault("hub_prefix", self.authenticator.hub_auth.hub_prefix if self.authenticator else "")
-        ns.setdefault("caller", self.caller if self.authenticator is None or self.current_user else None)
+        ns.setdefault(
+            "hub_prefix", self.authenticator.hub_auth.hub_prefix if self.authenticator else ""
+        )
+        ns.setdefault(
+            "caller", self.caller if self.authenticator is None or self.current_user else None
+        )
         ns.setdefault("auth_enabled", self.authenticator is not None)
         self.finish(env.get_template(name).render(**ns))
 
@@ -137,7 +146,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         which would turn a git/ or gl/ spec's escaped slashes into real ones."""
         path = self.request.path
         marker = f"{self.settings['base_url']}{route}/{provider}/"
-        return path[len(marker):] if path.startswith(marker) else path.rsplit(provider + "/", 1)[-1]
+        return (
+            path[len(marker) :] if path.startswith(marker) else path.rsplit(provider + "/", 1)[-1]
+        )
 
     def json_body(self) -> dict:
         if not self.request.body:

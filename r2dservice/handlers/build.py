@@ -1,4 +1,5 @@
 """GET <prefix>build/<provider>/<spec>: BinderHub's event stream."""
+
 from __future__ import annotations
 
 from ..builds import BuildRejected

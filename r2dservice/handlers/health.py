@@ -1,4 +1,5 @@
 """Health and versions: reachable without login."""
+
 from __future__ import annotations
 
 import sys

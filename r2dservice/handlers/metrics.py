@@ -1,4 +1,5 @@
 """GET <prefix>metrics: Prometheus exposition, optionally behind a token."""
+
 from __future__ import annotations
 
 import hmac
@@ -18,6 +19,8 @@ class MetricsHandler(BaseHandler):
         if token:
             sent = self.request.headers.get("Authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-                raise web.HTTPError(403, "metrics need Authorization: Bearer <c.R2DService.metrics_token>")
+                raise web.HTTPError(
+                    403, "metrics need Authorization: Bearer <c.R2DService.metrics_token>"
+                )
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(REGISTRY))

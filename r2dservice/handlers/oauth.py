@@ -1,4 +1,5 @@
 """<prefix>oauth_callback: the end of the OAuth login through JupyterHub."""
+
 from __future__ import annotations
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler

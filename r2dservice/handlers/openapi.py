@@ -4,6 +4,7 @@ Served without a login, like health and versions: it says how to authenticate.
 The copy served names this service's prefix in `servers`, so that tools pointed at
 the URL (Swagger UI, schemathesis, client generators) reach the right paths.
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,7 +16,9 @@ import yaml
 
 from .base import BaseHandler
 
-OPENAPI_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "openapi.yaml")
+OPENAPI_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "openapi.yaml"
+)
 
 
 @lru_cache(maxsize=1)

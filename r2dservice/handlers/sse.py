@@ -1,11 +1,11 @@
 """Stream a build's events as Server-Sent Events, with ids and keepalives."""
+
 from __future__ import annotations
 
 from tornado.iostream import StreamClosedError
 
 from ..events import KEEPALIVE, Event, encode_sse
 from ..metrics import VIEWERS
-
 
 # The id of an event that belongs to no build's log (a refusal, a rejected spec):
 # resuming after it means starting from a log's beginning.
@@ -47,8 +47,9 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
     try:
         while True:
             sent = False
-            for i, event in build.log.after(i):
-                handler.write(encode_sse(event, i))
+            for event_id, event in build.log.after(i):
+                handler.write(encode_sse(event, event_id))
+                i = event_id
                 sent = True
             if sent:
                 await handler.flush()

@@ -43,8 +43,7 @@ class GistRepoProvider(GitHubAPIProvider):
         # gist.github.com/<owner>/<id>[/<revision>]
         return (
             f"^({js_host_pattern(self.html_base_url)})?"
-            r"(?<repo>[A-Za-z0-9_-]+/[A-Za-z0-9]{1,64})(/(?<ref>[0-9a-fA-F]{40}))?"
-            + URL_TAIL
+            r"(?<repo>[A-Za-z0-9_-]+/[A-Za-z0-9]{1,64})(/(?<ref>[0-9a-fA-F]{40}))?" + URL_TAIL
         )
 
     def page_url(self, repo_spec: RepoSpec) -> str:

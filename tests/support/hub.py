@@ -14,6 +14,7 @@ Users (from dev/jupyterhub_config.py): alice may build, bob may use the service 
 build, admin administers it; the tests add mallory, who may log in to the hub but not use
 the service. A test-only service `r2d-tester` has a token to mint and revoke users' tokens.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -47,7 +48,11 @@ def jupyterhub_python(major: int) -> str:
     state = os.environ.get("R2DSERVICE_DEV_STATE", "/var/lib/r2dservice-dev")
     venv = os.path.join(state, "venvs", f"jupyterhub{major}")
     python = os.path.join(venv, "bin", "python")
-    check = [python, "-c", f"import jupyterhub, sys; sys.exit(jupyterhub.__version__.split('.')[0] != '{major}')"]
+    check = [
+        python,
+        "-c",
+        f"import jupyterhub, sys; sys.exit(jupyterhub.__version__.split('.')[0] != '{major}')",
+    ]
     os.makedirs(os.path.dirname(venv), exist_ok=True)
     with open(venv + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one maker at a time
@@ -55,8 +60,10 @@ def jupyterhub_python(major: int) -> str:
             return python
         # 5.3 is the first with the shared-password authenticator the demo config uses.
         want = "jupyterhub>=5.3,<6" if major == 5 else f"jupyterhub>={major},<{major + 1}"
-        for cmd in ([sys.executable, "-m", "venv", "--clear", venv],
-                    [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", want]):
+        for cmd in (
+            [sys.executable, "-m", "venv", "--clear", venv],
+            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", want],
+        ):
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
                 raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout}{out.stderr}")
@@ -171,7 +178,7 @@ class Hub:
         return self.admin_password if user == "admin" else self.user_password
 
     # --- process -------------------------------------------------------------
-    def start(self, timeout: float = 60) -> "Hub":
+    def start(self, timeout: float = 60) -> Hub:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.python, "-m", "jupyterhub", "-f", self.config_path],
@@ -184,7 +191,9 @@ class Hub:
         ready = [self.url("hub/api/")] + ([] if self.external else [self.service_url + "versions"])
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited {self.proc.returncode}:\n{self.log()[-5000:]}")
+                raise RuntimeError(
+                    f"jupyterhub exited {self.proc.returncode}:\n{self.log()[-5000:]}"
+                )
             if all(self._answers(u) for u in ready):
                 return self
             time.sleep(0.2)
@@ -219,7 +228,8 @@ class Hub:
     def managed_service_pids(self) -> list[int]:
         out = subprocess.run(
             ["pgrep", "-f", f"r2dservice -f {self.service_config_path}"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         ).stdout
         return [int(p) for p in out.split()]
 
@@ -245,7 +255,7 @@ class Hub:
         assert status == 204, (status, reply)
 
     # --- external mode -----------------------------------------------------------
-    def external_service(self, workdir: str, config: str | None = None) -> "ExternalService":
+    def external_service(self, workdir: str, config: str | None = None) -> ExternalService:
         """r2dservice as the hub's external service: the environment an operator gives it."""
         env = {
             "JUPYTERHUB_SERVICE_NAME": SERVICE,

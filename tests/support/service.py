@@ -1,4 +1,5 @@
 """Run r2dservice as a real process, the way an operator does."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,7 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def start(self, timeout: float = 30) -> "ServiceProcess":
+    def start(self, timeout: float = 30) -> ServiceProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "r2dservice", "-f", self.config_path, *self.args],

@@ -1,4 +1,5 @@
 """A small Server-Sent Events client for tests and benchmarks (aiohttp)."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ GitHub's API, a Docker engine's image endpoint and JupyterHub's user API, on 127
 Used by the API conformance tests and the build-records tests, which run the real
 service process against them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -68,14 +69,31 @@ class FakeServers:
 
     # JupyterHub's GET /hub/api/user for the tokens of the auth tests
     HUB_USERS = {
-        "alice-token": {"kind": "user", "name": "alice", "scopes": [
-            "access:services!service=binder", "custom:r2dservice:build"]},
+        "alice-token": {
+            "kind": "user",
+            "name": "alice",
+            "scopes": ["access:services!service=binder", "custom:r2dservice:build"],
+        },
         "bob-token": {"kind": "user", "name": "bob", "scopes": ["access:services!service=binder"]},
-        "carol-token": {"kind": "user", "name": "carol", "scopes": [
-            "access:services!service=binder", "custom:r2dservice:build"]},
-        "root-token": {"kind": "user", "name": "root", "scopes": [
-            "access:services!service=binder", "custom:r2dservice:build", "custom:r2dservice:admin"]},
-        "mallory-token": {"kind": "user", "name": "mallory", "scopes": ["read:users:name!user=mallory"]},
+        "carol-token": {
+            "kind": "user",
+            "name": "carol",
+            "scopes": ["access:services!service=binder", "custom:r2dservice:build"],
+        },
+        "root-token": {
+            "kind": "user",
+            "name": "root",
+            "scopes": [
+                "access:services!service=binder",
+                "custom:r2dservice:build",
+                "custom:r2dservice:admin",
+            ],
+        },
+        "mallory-token": {
+            "kind": "user",
+            "name": "mallory",
+            "scopes": ["read:users:name!user=mallory"],
+        },
     }
 
     def _hub_user(self, request):
@@ -140,8 +158,6 @@ def start_service(workdir, fakes: FakeServers, config: str = "", env=None) -> Se
     svc.env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
     svc.env.update(env or {}, PYTHONPATH=str(workdir))
     return svc.start()
-
-
 
 
 @pytest.fixture(scope="module")

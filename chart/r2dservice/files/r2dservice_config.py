@@ -52,7 +52,11 @@ if os.environ.get("R2DSERVICE_METRICS_TOKEN"):
     c.R2DService.metrics_token = os.environ["R2DSERVICE_METRICS_TOKEN"]
 
 # One docker config.json for both the existence check and the push.
-_set("RegistryImageChecker", "docker_config_path", get_chart_value("registry.dockerConfigPath") or None)
+_set(
+    "RegistryImageChecker",
+    "docker_config_path",
+    get_chart_value("registry.dockerConfigPath") or None,
+)
 
 # --- builds ----------------------------------------------------------------------------
 _build = chart_values["build"]
@@ -87,9 +91,9 @@ if chart_values["builder"] == "kubernetes":
             setattr(c.KubernetesBuilder, _trait, _build[_key])
     # Environment values as strings (YAML makes numbers and booleans of some).
     c.KubernetesBuilder.extra_envs = {
-        _name: _value if isinstance(_value, dict) else (
-            str(_value).lower() if isinstance(_value, bool) else str(_value)
-        )
+        _name: _value
+        if isinstance(_value, dict)
+        else (str(_value).lower() if isinstance(_value, bool) else str(_value))
         for _name, _value in (_build.get("extraEnv") or {}).items()
     }
     if _build.get("dockerHost") == "":
