@@ -8,10 +8,12 @@ and otherwise joins the active build of that image or queues a new one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +34,20 @@ from .spec import SpecError, redact, redact_url
 FINISHED_STATES = frozenset({"ready", "failed", "cancelled"})
 
 STOPPED_DURING = "The service stopped during this build. Request it again to build anew."
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_for(image: str, resolved, push: bool) -> BuildRequest:
+    """The request for a resolved repository (without its user), made once: splitting
+    credentials and redacting are on the path of every cached answer and every joiner."""
+    return make_build_request(
+        image_name=image,
+        repo_url=resolved.repo_url,
+        ref=resolved.resolved_ref,
+        provider=resolved.provider,
+        spec=resolved.spec,
+        push=push,
+    )
 
 
 def ready_fields(
@@ -415,15 +431,7 @@ class BuildManager(LoggingConfigurable):
         joined = self._join(image, user)
         if joined is not None:
             return joined, "joined"
-        request = make_build_request(
-            image_name=image,
-            repo_url=resolved.repo_url,
-            ref=resolved.resolved_ref,
-            provider=resolved.provider,
-            spec=resolved.spec,
-            push=self.registry.pushes,
-            user=user,
-        )
+        request = replace(_request_for(image, resolved, self.registry.pushes), user=user)
         ready_extra = ready_fields(request, resolved.ref_url, resolved.persistent_spec)
         if await self._exists(image):
             return Build.already_built(request, ready_extra), "cached"

@@ -128,7 +128,7 @@ class EventLog:
             # Nothing dropped (nearly every build): a slice, on every viewer's hot path.
             head = self._head
             after = max(after, 0)
-            return list(zip(range(after + 1, len(head) + 1), head[after:]))
+            return list(zip(range(after + 1, len(head) + 1), head[after:], strict=True))
         return list(self.iter_after(after))
 
     def iter_after(self, after: int) -> Iterator[tuple[int, Event]]:
