@@ -58,6 +58,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-asyncio>=0.23",
+            "pytest-timeout>=2.2",
             "kubernetes-validate",
             "bcrypt",
             "playwright",

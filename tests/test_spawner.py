@@ -549,12 +549,14 @@ def external_hub(infra, run_id, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("spawnerhub-external")
     h = SpawnerHub(str(workdir), config, run_id=run_id, external=True)
     service = h.external_service(str(tmp_path_factory.mktemp("r2dservice-external"))).start()
-    h.start()
-    h.r2dservice = service
-    yield h
-    h.stop()
-    service.stop()
-    cleanup_docker(run_id, f"{infra['registry']}/r2dtest-{run_id}-")
+    try:
+        h.start()
+        h.r2dservice = service
+        yield h
+        h.stop()
+    finally:  # a hub that failed to start must not leave the service running
+        service.stop()
+        cleanup_docker(run_id, f"{infra['registry']}/r2dtest-{run_id}-")
 
 
 def saved_build(hub, user) -> dict | None:
