@@ -765,4 +765,5 @@ if given is not None:
 else:
 
     def test_property_tests_need_hypothesis():
-        pytest.skip("hypothesis is not installed")
+        # hypothesis is in the test extra: its absence is a broken install, not a skip
+        pytest.fail("hypothesis is not installed: pip install -e '.[test]'")
