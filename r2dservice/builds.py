@@ -369,19 +369,9 @@ class BuildManager(LoggingConfigurable):
             "build_id": active.id if active else None,
         }
 
-    async def request(
-        self,
-        provider: str,
-        spec: str,
-        *,
-        user: str = "",
-        may_build: bool = True,
-        resume_after: int = 0,
-    ) -> Build:
+    async def request(self, provider: str, spec: str, **options) -> Build:
         """The build for `<provider>/<spec>`: already built, joined, or new. See submit()."""
-        build, _ = await self.submit(
-            provider, spec, user=user, may_build=may_build, resume_after=resume_after
-        )
+        build, _ = await self.submit(provider, spec, **options)
         return build
 
     async def submit(

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.fakes.gitserver import make_repo
+from tests.support.browser import BROWSER_ARGS
 from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, Hub, jupyterhub_python
 from tests.support.sse import read_events
 
@@ -39,16 +40,6 @@ QUICK = BASE + "RUN echo built-by-r2dservice > /built.txt\n"
 # Output spread over seconds: the stream must deliver it as it comes, not at the end.
 TICKING = BASE + "RUN for i in 1 2 3 4 5 6; do echo tick-$i; sleep 1; done\n"
 SLEEPY = BASE + "RUN sleep 300\n"
-
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def hub_config(infra, run_id) -> str:

@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.forge import fake_sha
+from tests.support.browser import BROWSER_ARGS
 from tests.support.hub import Hub
 from tests.support.service import REPO
 from tests.support.standins import FakeServers, start_service
@@ -31,15 +32,6 @@ from tests.support.standins import FakeServers, start_service
 # One browser and one event loop for the module (starting Chromium costs a second).
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 AXE = os.path.join(REPO, "share", "r2dservice", "js", "node_modules", "axe-core", "axe.min.js")
 VENDOR = os.path.join(REPO, "share", "r2dservice", "static", "vendor", "xterm", "xterm.mjs")
 REPOS = ("tick", "tick2", "tick3", "quick", "slow", "slow2", "slow3", "slow4", "fail", "key")
