@@ -115,7 +115,6 @@ class Build:
         self.requesters: dict[str, float] = {}  # user -> when they first asked
         self.withdrawn: set[str] = set()  # requesters who cancelled their request
         self.task: asyncio.Task | None = None
-        self.found = False  # no build ran: the image was found in the registry
         self.remote = False  # recorded as running, but by another replica
         # A recorded build shown without its log (a listing) knows these from the record.
         self.recorded_last_id = 0
@@ -127,7 +126,6 @@ class Build:
     def already_built(cls, request: BuildRequest, ready_extra: dict) -> Build:
         """A finished pseudo-build for an image found in the registry: one `ready` event."""
         build = cls(request, ready_extra)
-        build.found = True
         build.state = "ready"
         build.started = build.finished = build.created
         build.emit(Event("ready", "Done! Found built image\n", build.ready_event_fields()))

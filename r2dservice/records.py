@@ -294,7 +294,7 @@ class Records(MemoryHistory):
         build = build_of(record, (), self.manager.max_log_bytes)
         # Running, but not here: another replica (or a restart in progress) has it.
         build.remote = not build.done
-        build.log_loaded = False
+        build.record = record  # its log is still in the store: load_log() reads it
         return build
 
     async def list(
@@ -316,14 +316,11 @@ class Records(MemoryHistory):
 
     async def load_log(self, build: Build) -> Build:
         """The build with its whole log (a recorded build's comes from the store)."""
-        if getattr(build, "log_loaded", True):
+        record = getattr(build, "record", None)
+        if record is None:  # live: its log is in memory
             return build
         pairs = await self.store.events(build.id)
-        loaded = build_of(
-            await self.store.get(build.id) or record_of(build, "", ""),
-            pairs,
-            self.manager.max_log_bytes,
-        )
+        loaded = build_of(record, pairs, self.manager.max_log_bytes)
         loaded.remote = build.remote
         return loaded
 
