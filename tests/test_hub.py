@@ -37,8 +37,10 @@ c.R2DServiceAuth.hub_timeout = 3
 # The nonce keeps Docker's layer cache from answering for a build.
 BASE = "FROM {base}\nRUN echo nonce-{nonce}\n"
 QUICK = BASE + "RUN echo built-by-r2dservice > /built.txt\n"
-# Output spread over seconds: the stream must deliver it as it comes, not at the end.
-TICKING = BASE + "RUN for i in 1 2 3 4 5 6; do echo tick-$i; sleep 1; done\n"
+# Output spread over seconds: the stream must deliver it as it comes, not at the end. One
+# step per tick: BuildKit's plain printer may hold a running step's lines back (it did, once
+# in CI, all six in one write), but it prints a step's lines when the step ends.
+TICKING = BASE + "".join(f"RUN echo tick-{i} && sleep 1\n" for i in range(1, 7))
 SLEEPY = BASE + "RUN sleep 300\n"
 
 
