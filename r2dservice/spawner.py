@@ -30,6 +30,7 @@ from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .spec import PROVIDERS, SpecError, format_spec, parse_spec, split_spec
+from .sseclient import SSEParser
 
 __all__ = [
     "OPTIONS_FORM",
@@ -555,7 +556,7 @@ class _Session:
                     f"The image of {self.spec} was not ready within "
                     f"{self.spawner.r2dservice_build_timeout:g} seconds."
                 )
-            parser = _SSEParser()
+            parser = SSEParser()
             final: list[dict] = []
 
             def on_chunk(chunk: bytes, parser=parser, final=final):
@@ -619,39 +620,6 @@ class _Session:
             await self._api("POST", f"api/builds/{quote(build_id, safe='')}/cancel")
         except Exception:
             self.log.exception("Could not withdraw from build %s", build_id)
-
-
-class _SSEParser:
-    """Server-Sent Events from chunks of bytes -> (id, data) per event."""
-
-    def __init__(self):
-        self.buffer = b""
-        self.event_id = ""
-        self.data: list[str] = []
-
-    def feed(self, chunk: bytes):
-        self.buffer += chunk
-        out = []
-        while True:
-            nl = self.buffer.find(b"\n")
-            if nl < 0:
-                break
-            line = self.buffer[:nl].rstrip(b"\r").decode("utf-8", errors="replace")
-            self.buffer = self.buffer[nl + 1 :]
-            if not line:
-                if self.data:
-                    out.append((self.event_id, "\n".join(self.data)))
-                self.data = []
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "id":
-                self.event_id = value
-            elif field == "data":
-                self.data.append(value)
-        return out
 
 
 def _hub_service_url(name: str) -> str:
