@@ -36,7 +36,8 @@ from .builders.local import LocalBuilder
 from .builders.repo2docker import Repo2DockerBuilder
 from .builds import BuildManager
 from .configfile import load_or_exit
-from .handlers import api, build, health, home, metrics, oauth, openapi, pages
+from .handlers import api, build, health, home, launch, metrics, oauth, openapi, pages
+from .launch import Launcher
 from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
@@ -84,6 +85,7 @@ def configurable_classes(kubernetes: bool = True) -> list[type]:
         LocalBuilder,
         RegistryImageChecker,
         LocalImageChecker,
+        Launcher,
         Resolver,
         *provider_classes(),
         BuildStore,
@@ -225,6 +227,7 @@ class R2DService(Application):
     store = Any(None)
     history = Any()
     authenticator = Any(None)
+    launcher = Any(None)
     builder = Any()
     registry = Any()
     resolver = Any()
@@ -369,6 +372,11 @@ class R2DService(Application):
             self.log.info("Authentication: %s", self.authenticator.describe())
         except TraitError as e:
             self.exit_with(f"JupyterHub authentication settings are invalid: {e}")
+        hub_auth = self.authenticator.hub_auth
+        # Launching talks to the hub with the caller's token; without a hub, nothing to launch in.
+        self.launcher = Launcher(
+            parent=self, log=self.log, api_url=hub_auth.api_url, hub_prefix=hub_auth.hub_prefix
+        )
 
     def routes(self) -> list:
         b = self.base_url
@@ -389,6 +397,7 @@ class R2DService(Application):
             (rf"{b}api/builds/(?P<build_id>[^/]+)/cancel", api.CancelHandler),
             (rf"{b}api/builds/(?P<build_id>[^/]+)/events", api.EventsHandler),
             (rf"{b}api/builds/(?P<build_id>[^/]+)/log", api.LogHandler),
+            (rf"{b}api/builds/(?P<build_id>[^/]+)/launch", launch.LaunchHandler),
             (rf"{b}api/images/{spec}", api.ImageHandler),
             (rf"{b}api/repoproviders", api.RepoProvidersHandler),
             (rf"{b}health", health.HealthHandler),
@@ -408,6 +417,7 @@ class R2DService(Application):
             health_checks=self.health_checks,
             builder_info={"class": type(self.builder).__name__},
             authenticator=self.authenticator,
+            launcher=self.launcher,
             # Signs the login and XSRF cookies; only used with auth on.
             cookie_secret=self.authenticator.cookie_secret if self.authenticator else None,
             # <prefix>static/: the operator's static_paths first, then the package's.

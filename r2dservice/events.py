@@ -14,11 +14,14 @@ PHASES = (
     "building",
     "pushing",
     "built",
+    "launching",  # a launch starting the image in the caller's server (after `built`)
     "ready",
     "failed",
     "unknown",
 )
 TERMINAL_PHASES = frozenset({"ready", "failed"})
+# What a build's own log may say; `launching` belongs to a launch, never to repo2docker.
+BUILD_PHASES = frozenset(PHASES) - {"launching"}
 
 KEEPALIVE = b":keepalive\n\n"
 
@@ -84,7 +87,7 @@ def parse_repo2docker_line(line: str, current_phase: str) -> tuple[Event, bool]:
         return Event("unknown", line + "\n"), False
     phase = d.get("phase") or current_phase
     is_error = phase == "failed"
-    if phase in TERMINAL_PHASES or phase not in PHASES:
+    if phase in TERMINAL_PHASES or phase not in BUILD_PHASES:
         phase = current_phase if phase in TERMINAL_PHASES else "unknown"
     d["phase"] = phase
     d.setdefault("message", "")

@@ -12,7 +12,12 @@ def test_event_dict_always_has_phase_and_message():
 
 def test_unknown_phase_rejected():
     with pytest.raises(ValueError):
-        Event("launching")
+        Event("exploding")
+
+
+def test_a_build_log_line_cannot_claim_a_launch():
+    event, _ = parse_repo2docker_line('{"phase": "launching", "message": "x"}', "building")
+    assert event.phase == "unknown"
 
 
 def test_sse_frame_has_id_and_single_data_line():

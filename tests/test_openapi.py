@@ -618,6 +618,7 @@ AUTHENTICATED = [
     ("POST", "/api/builds", None),
     ("GET", "/api/builds/{build_id}", "/api/builds/nope"),
     ("POST", "/api/builds/{build_id}/cancel", "/api/builds/nope/cancel"),
+    ("POST", "/api/builds/{build_id}/launch", "/api/builds/nope/launch"),
     ("GET", "/api/builds/{build_id}/log", "/api/builds/nope/log"),
     ("GET", "/api/builds/{build_id}/events", "/api/builds/nope/events"),
     ("GET", "/api/images/{provider}/{spec}", "/api/images/gh/octo/quick/main"),

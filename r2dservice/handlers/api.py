@@ -78,6 +78,7 @@ class APIHandler(BaseHandler):
             "events": f"{base}api/builds/{build.id}/events",
             "log": f"{base}api/builds/{build.id}/log",
             "cancel": f"{base}api/builds/{build.id}/cancel",
+            "launch": f"{base}api/builds/{build.id}/launch",
         }
         return d
 

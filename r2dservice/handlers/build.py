@@ -5,14 +5,17 @@ from __future__ import annotations
 from ..builds import BuildRejected
 from ..events import failed
 from .base import BaseHandler
+from .launch import can_launch, stream_launch
 from .sse import OUTSIDE_BUILD, last_event_id, send_event, start_sse, stream_build
 
 
 class BuildStreamHandler(BaseHandler):
     """Builds (or finds) the image and streams the build's events.
 
-    BinderHub's API-only mode: `build_only` is accepted and implied; no server is
-    launched. Every problem is a `failed` event, as BinderHub clients expect.
+    As BinderHub: without `build_only=true`, a caller who may start their own servers
+    gets the image launched in one of them (`launching` events, then `ready` with its
+    `url`); everyone else gets the image (`ready` with `imageName`), as with build_only.
+    Every problem is a `failed` event, as BinderHub clients expect.
     """
 
     login = "stream"  # refusals are `failed` events too
@@ -22,6 +25,7 @@ class BuildStreamHandler(BaseHandler):
         start_sse(self)
         caller = self.caller  # prepare() has refused those who may not use the service
         after = last_event_id(self)
+        launch = self.get_query_argument("build_only", "").lower() != "true" and can_launch(self)
         try:
             # A reconnect (Last-Event-ID) resumes the build it watched, even one that failed.
             build = await self.manager.request(
@@ -30,4 +34,7 @@ class BuildStreamHandler(BaseHandler):
         except BuildRejected as e:
             await send_event(self, failed(e.message, status=e.status), OUTSIDE_BUILD)
             return
-        await stream_build(self, build, after, self.settings["keepalive_interval"])
+        keepalive = self.settings["keepalive_interval"]
+        if await stream_build(self, build, after, keepalive, launch) and launch:
+            if build.state == "ready":
+                await stream_launch(self, build)

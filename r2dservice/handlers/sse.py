@@ -35,10 +35,13 @@ async def send_event(handler, event: Event, event_id: int | None = None) -> None
     await handler.flush()
 
 
-async def stream_build(handler, build, after: int, keepalive: float) -> None:
+async def stream_build(handler, build, after: int, keepalive: float, launch: bool = False) -> bool:
     """Send the build's log after `after`, then live events, until its last event.
+    False when the viewer went away (a viewer that goes away leaves the build running;
+    nothing here owns it).
 
-    A viewer that goes away leaves the build running; nothing here owns it.
+    `launch`: a launch follows, so the image's `ready` goes out as `built` (BinderHub's
+    clients take `ready` for the server's, with its `url`), under the same id.
     """
     # Ids only grow, so an id past the end of this log came from another build of
     # the same image (a retry after a failure): send this build's log whole.
@@ -48,18 +51,20 @@ async def stream_build(handler, build, after: int, keepalive: float) -> None:
         while True:
             sent = False
             for event_id, event in build.log.after(i):
+                if launch and event.phase == "ready":
+                    event = Event("built", "Found built image, launching...\n", event.extra)
                 handler.write(encode_sse(event, event_id))
                 i = event_id
                 sent = True
             if sent:
                 await handler.flush()
             if build.done and i >= build.last_event_id:
-                return
+                return True
             if not await build.wait(i, keepalive):
                 handler.write(KEEPALIVE)
                 await handler.flush()
     except StreamClosedError:
-        return
+        return False
     finally:
         VIEWERS.dec()
 
