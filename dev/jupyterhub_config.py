@@ -130,7 +130,13 @@ c.JupyterHub.services = [
         },
         # The OAuth tokens browsers get after logging in to r2dservice may carry these
         # scopes (each only if the user has it): without this, nobody could build by browser.
-        "oauth_client_allowed_scopes": ["custom:r2dservice:build", "custom:r2dservice:admin"],
+        # "servers!user" (the user's own servers) lets r2dservice start a built image in
+        # the user's server (v2/ links, Launch): see docs/launch.md.
+        "oauth_client_allowed_scopes": [
+            "custom:r2dservice:build",
+            "custom:r2dservice:admin",
+            "servers!user",
+        ],
         # Part of the hub: no "Authorize access?" page on the first visit.
         "oauth_no_confirm": True,
         "display": True,

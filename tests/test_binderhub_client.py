@@ -117,7 +117,11 @@ class ClientRun:
 
 
 async def run_client(
-    endpoint: str, spec: str, token: str | None = None, timeout: float = BUILD_TIMEOUT
+    endpoint: str,
+    spec: str,
+    token: str | None = None,
+    timeout: float = BUILD_TIMEOUT,
+    launch: bool = False,
 ) -> ClientRun:
     """Run the Node script; Node stops itself after `timeout`, and we kill it a little later."""
     env = {k: v for k, v in os.environ.items() if k != "BINDER_API_TOKEN"}
@@ -135,6 +139,7 @@ async def run_client(
         str(timeout),
         "--grace",
         str(GRACE),
+        *(["--launch"] if launch else []),
         cwd=JS_DIR,
         env=env,
         stdout=subprocess.PIPE,

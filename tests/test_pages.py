@@ -75,6 +75,8 @@ c.GitHubAPIProvider.api_base_url = {forge!r}
 c.HTTPRepoProvider.trust_env = False
 c.BuildManager.concurrent_build_limit = 1
 c.HubOAuth.cache_max_age = 2
+# This hub's spawner cannot run images: tests/test_launch.py launches, with DockerSpawner.
+c.Launcher.enabled = False
 """
 
 
@@ -322,15 +324,21 @@ async def test_invalid_input_is_explained_under_the_field_before_any_request(ali
     assert await page.inner_text("#ref-error") == ""
 
 
-async def test_a_shared_v2_link_opens_the_form_filled_in(alice, hub):
+async def test_a_shared_v2_link_builds_and_says_whether_it_launches(alice, hub):
     page = alice.page
     await page.goto(hub.service_url + "v2/gh/octo/tick/dev?labpath=notebooks%2Fa.ipynb")
-    await page.wait_for_selector("#build-form[data-ready]")
-    assert await page.input_value("#spec") == "octo/tick"
-    assert await page.input_value("#ref") == "dev"
-    assert await page.input_value("#filepath") == "notebooks/a.ipynb"
-    assert await page.inner_text("#resolved-spec") == "gh/octo/tick/dev"
-    # LAUNCH: the launch feature makes this page start the build (and the server).
+    await page.wait_for_url("**/v2/gh/octo/tick/dev**")
+    await wait_phase(page, "ready", timeout=60_000)
+    assert await page.inner_text("#repo-name") == "octo/tick"
+    assert await page.inner_text("#ref") == "dev"
+    # Launching is off on this service: the page says so instead of a Launch button.
+    assert await page.locator("#launch").count() == 0
+    assert "builds images only" in await page.inner_text("#launch-note")
+    # A bad path in a link is the link's fault, said at once.
+    response = await page.goto(hub.service_url + "v2/gh/octo/tick/dev?urlpath=..%2F..%2Fhub")
+    assert response.status == 400
+    assert "may not contain '..'" in await page.inner_text("#error-message")
+    alice.errors[:] = [e for e in alice.errors if "400" not in e]
 
 
 async def test_an_unknown_build_is_a_404_page(alice, hub):
@@ -392,7 +400,8 @@ async def test_build_live_with_reload_and_a_dropped_connection(alice, hub, shots
     assert await page.inner_text("#repo-name") == "octo/tick"
     assert await page.inner_text("#ref") == "HEAD"
     assert (await page.inner_text("#commit")) == fake_sha("tick")[:12]
-    assert await page.is_disabled("#launch")  # the launch feature's place
+    # Launching is off on this service (tests/test_launch.py launches): the page says so.
+    assert "builds images only" in await page.inner_text("#launch-note")
     await page.wait_for_function("document.getElementById('log').textContent.includes('line-04')")
     # The terminal renders the log (ANSI colours as colours, not as escape codes).
     rows = await page.inner_text("#terminal .xterm-rows")

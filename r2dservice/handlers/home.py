@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from .base import PageHandler
+from .pages import PagesHandler
 
 
-class HomeHandler(PageHandler):
+class HomeHandler(PagesHandler):
     def get(self):
-        self.render_template(
-            "home.html",
-            xsrf=self.xsrf_token.decode("ascii"),
-            active="home",
-            page_path=self.request.path,
-        )
+        self.page("home.html", active="home")

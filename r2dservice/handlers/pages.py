@@ -13,8 +13,11 @@ import os
 import jinja2
 from tornado import web
 
+from ..builds import BuildRejected
+from ..launch import LaunchError, launch_path
 from ..store import StoreUnavailable
 from .base import PageHandler
+from .launch import PATH_ARGUMENTS, can_launch, launcher_for
 
 
 def jinja_env(
@@ -97,8 +100,21 @@ class StaticHandler(web.StaticFileHandler):
 
 class PagesHandler(PageHandler):
     def page(self, name: str, **ns) -> None:
+        ns.setdefault("can_launch", can_launch(self))
+        ns.setdefault("auto_launch", False)
+        ns.setdefault("launch_args", {})
+        ns.setdefault("launch_unavailable", self.launch_unavailable())
         self.render_template(
             name, xsrf=self.xsrf_token.decode("ascii"), page_path=self.request.path, **ns
+        )
+
+    def launch_unavailable(self) -> str:
+        """Why there is no Launch button, for the person looking for it."""
+        if launcher_for(self) is None:
+            return "This service builds images only; it does not start servers."
+        return (
+            "Your login does not let this service start your servers (it needs the hub "
+            'scope "servers" for you): use the image name in your hub\'s spawn form.'
         )
 
 
@@ -125,16 +141,31 @@ class BuildsPageHandler(PagesHandler):
 
 
 class V2Handler(PagesHandler):
-    """<prefix>v2/<provider>/<spec>: a shared link. The form, filled in; launching from it
-    belongs to the launch feature (see the LAUNCH markers in the templates)."""
+    """<prefix>v2/<provider>/<spec>: a shared link, as on BinderHub: the build (or the image
+    found), then the caller's own server on it, opened at `urlpath`, `labpath` or
+    `filepath`. Shared with a colleague, it opens in the colleague's server."""
 
-    def get(self, provider: str, spec: str):
+    async def get(self, provider: str, spec: str):
         spec = self.raw_spec("v2", provider)
+        args = {k: self.get_query_argument(k, "") for k in PATH_ARGUMENTS}
+        args = {k: v for k, v in args.items() if v}
+        try:
+            launch_path(**args)  # checked now: a bad path is the link's fault, said at once
+        except LaunchError as e:
+            raise web.HTTPError(e.status, "%s", e.message) from None
+        caller = self.caller
+        try:
+            build, outcome = await self.manager.submit(
+                provider, spec, user=caller.name, may_build=caller.may_build
+            )
+        except BuildRejected as e:
+            raise web.HTTPError(e.status, "%s", e.message) from None
+        if outcome == "cached":
+            self.manager.remember(build)  # the page reads it back by id
         self.page(
-            "home.html",
-            active="home",
-            prefill=f"{provider}/{spec}",
-            filepath=self.get_query_argument("urlpath", None)
-            or self.get_query_argument("labpath", "")
-            or "",
+            "build.html",
+            build_id=build.id,
+            active="builds",
+            auto_launch=can_launch(self),
+            launch_args=args,
         )

@@ -13,7 +13,10 @@
 //
 //   BINDER_API_TOKEN=<user token> node build-with-binderhub-client.mjs \
 //       --endpoint http://127.0.0.1:8000/services/binder/build/ --spec 'git/<url-escaped url>/main' \
-//       [--timeout 600] [--grace 3]
+//       [--timeout 600] [--grace 3] [--launch]
+//
+// --launch: without buildOnly, as BinderHub's own page does: the last `ready` carries the
+// launched server's `url` (and `token`), which the result reports.
 //
 // Without BINDER_API_TOKEN the library takes its other path (XSRF cookie, none here).
 //
@@ -36,6 +39,7 @@ const { values: args } = parseArgs({
     spec: { type: "string" },
     timeout: { type: "string", default: "600" },
     grace: { type: "string", default: "3" },
+    launch: { type: "boolean", default: false },
   },
 });
 if (!args.endpoint || !args.spec) {
@@ -104,7 +108,7 @@ setTimeout(() => {
 const { BinderRepository } = await import("@jupyterhub/binderhub-client/client.js");
 
 const apiToken = process.env.BINDER_API_TOKEN || undefined;
-const image = new BinderRepository(args.spec, new URL(args.endpoint), { apiToken, buildOnly: true });
+const image = new BinderRepository(args.spec, new URL(args.endpoint), { apiToken, buildOnly: !args.launch });
 
 async function buildImage() {
   for await (const data of image.fetch()) {
@@ -117,7 +121,7 @@ async function buildImage() {
       case "ready": {
         // Close the EventStream when the image has been built
         image.close();
-        return { outcome: "ready", imageName: data.imageName };
+        return { outcome: "ready", imageName: data.imageName, url: data.url, token: data.token };
       }
       default:
         break;

@@ -5,9 +5,10 @@ export const base = document.querySelector("[data-base]")?.dataset.base || "/";
 const xsrf = window.xsrf || "";
 
 export class APIError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data = null) {
     super(message);
     this.status = status;
+    this.data = data; // the JSON answer, e.g. the server a launch's 409 is about
   }
 }
 
@@ -23,7 +24,7 @@ export async function api(path, { method = "GET", body } = {}) {
   const text = await r.text();
   let data = null;
   try { data = JSON.parse(text); } catch { /* not JSON */ }
-  if (!r.ok) throw new APIError(r.status, (data && data.message) || `${r.status} ${r.statusText}`);
+  if (!r.ok) throw new APIError(r.status, (data && data.message) || `${r.status} ${r.statusText}`, data);
   return data;
 }
 

@@ -9,6 +9,9 @@ const $ = (id) => document.getElementById(id);
 const root = $("build");
 const id = root.dataset.buildId;
 const isAdmin = root.dataset.admin === "true";
+const launchMode = root.dataset.launch || ""; // "auto" (a v2/ link), "button", or "" (none)
+const launchArgs = JSON.parse(root.dataset.launchArgs || "{}");
+let autoLaunched = false;
 const STEP = { waiting: 0, fetching: 1, building: 2, pushing: 3, built: 4, ready: 4, launching: 4 };
 
 let build = null;
@@ -173,9 +176,52 @@ async function finish(phase, data) {
   } else {
     setState("ready");
     if (data.imageName) $("image-name").textContent = data.imageName;
-    // LAUNCH: enable #launch here once launching exists.
+    if (launchMode) {
+      $("launch").disabled = false;
+      if (launchMode === "auto" && !autoLaunched) {
+        autoLaunched = true;
+        launch(false);
+      }
+    }
   }
   await refresh();
+}
+
+// ---------------------------------------------------------------- launch
+// Start the image in the caller's own server (through the hub, with their login), then
+// open it; a server of theirs on another image in the way is a question, not a surprise.
+async function launch(replace) {
+  const button = $("launch");
+  button.disabled = true;
+  $("launch-question").hidden = true;
+  $("launch-status").textContent = replace
+    ? "Stopping your other server, then starting this image…"
+    : "Starting your server…";
+  try {
+    const r = await api(`api/builds/${encodeURIComponent(id)}/launch`, {
+      method: "POST",
+      body: { ...launchArgs, replace },
+    });
+    $("launch-status").textContent = r.state === "running"
+      ? "Your server is running: opening it…"
+      : "Your server is starting: opening it…";
+    window.location.assign(r.redirect_url);
+  } catch (e) {
+    button.disabled = false;
+    if (e.status === 409 && e.data && e.data.server) {
+      $("launch-status").textContent = "";
+      $("launch-question-text").textContent = e.message;
+      $("launch-open").href = e.data.server.url || "#";
+      $("launch-question").hidden = false;
+    } else {
+      $("launch-status").textContent = e.message;
+    }
+  }
+}
+
+if (launchMode) {
+  $("launch").addEventListener("click", () => launch(false));
+  $("launch-replace").addEventListener("click", () => launch(true));
 }
 
 // ---------------------------------------------------------------- the stream

@@ -83,6 +83,11 @@ async function submit(ev) {
     (r && r.field === "ref" ? fields.ref : fields.repo).focus();
     return;
   }
+  if (ev.submitter && ev.submitter.id === "launch-button") {
+    // The share link is the launch: build if needed, then the caller's own server.
+    location.assign($("share-link").value);
+    return;
+  }
   const button = $("build-button");
   button.disabled = true;
   status.classList.remove("error");
