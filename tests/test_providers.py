@@ -690,12 +690,19 @@ def test_make_repo_builds_history(git_root):
 
 def test_describe_matches_binderhub_shape():
     entries = Resolver().describe()
-    assert [e["id"] for e in entries] == ["gh", "gl", "git", "gist"]
+    assert [e["id"] for e in entries] == [
+        "gh", "gl", "git", "gist",
+        "zenodo", "figshare", "hydroshare", "dataverse", "ckan",
+        "doi", "swhid", "gitea",
+    ]  # fmt: skip
     by_id = {e["id"]: e for e in entries}
     for entry in entries:
         assert set(entry) >= {"displayName", "id", "spec", "repo", "ref"}
         assert set(entry["repo"]) == {"label", "placeholder", "urlEncode"}
-        assert entry["ref"] == {"enabled": True, "default": "HEAD"}
+        if entry["id"] in ("gh", "gl", "git", "gist", "gitea"):
+            assert entry["ref"] == {"enabled": True, "default": "HEAD"}
+        else:  # a record names its version: BinderHub's data providers have no ref
+            assert entry["ref"] == {"enabled": False}
     assert by_id["gh"]["spec"] == {"validateRegex": "[^/]+/[^/]+/.+"}
     assert set(by_id["gh"]["detect"]) == {"regex"}
     assert by_id["gh"]["detect"]["regex"].startswith(r"^(https?://github\.com/)?(?<repo>")
