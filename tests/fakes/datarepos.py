@@ -5,7 +5,7 @@ content providers) make, shaped as the sites document them:
 
 - `doi`: the DOI resolver: /<DOI> redirects (302) to the landing page;
   /api/handles/<DOI> is the handle API repo2docker asks ({"responseCode": 1, "values": ...}).
-- `zenodo`: /records/<id> (page), /doi/<concept DOI> (redirects to the latest version),
+- `zenodo`: /records/<id> (page; a concept id's redirects to the latest version),
   /api/records/<id> (Zenodo's record JSON; a concept id redirects to the latest version;
   410 for a deleted record), /api/records/<id>/files and .../files/<key>/content.
 - `figshare`: /v2/articles/<id>/versions and /v2/articles/<id>/versions/<n>.
@@ -86,9 +86,8 @@ class FakeDataRepos:
         self.dois[record.doi] = f"{self.url['zenodo']}/records/{record_id}"
         if concept:
             self.zenodo_concepts[concept] = record_id
-            self.dois[f"10.5281/zenodo.{concept}"] = (
-                f"{self.url['zenodo']}/doi/10.5281/zenodo.{concept}"
-            )
+            # the concept record's page, which redirects to the latest version
+            self.dois[f"10.5281/zenodo.{concept}"] = f"{self.url['zenodo']}/records/{concept}"
         return record
 
     def add_figshare(self, article: str, versions=(1,), embargo: bool = False) -> None:
@@ -170,12 +169,8 @@ class FakeDataRepos:
 
     def _zenodo(self, request, path: str) -> web.StreamResponse:
         parts = path.strip("/").split("/")
-        if parts[0] == "doi":  # a concept DOI's page: its latest version
-            concept = "/".join(parts[1:]).rsplit(".", 1)[-1]
-            latest = self.zenodo_concepts.get(concept)
-            if latest is None:
-                return web.Response(status=404, text="Not found")
-            raise web.HTTPFound(f"/records/{latest}")
+        if parts[0] == "records" and len(parts) == 2 and parts[1] in self.zenodo_concepts:
+            raise web.HTTPFound(f"/records/{self.zenodo_concepts[parts[1]]}")
         if parts[0] == "records" and len(parts) == 2:
             record = self.zenodo.get(parts[1])
             if record is None:
