@@ -6,7 +6,17 @@ The formats are BinderHub's, so existing links keep working:
     gl/<url-escaped project path>/<ref>        gl/group%2Fsub%2Fproject/main
     git/<url-escaped clone URL>/<ref>          git/https%3A%2F%2Fexample.org%2Frepo.git/v1
     gist/<owner>/<gist id>[/<ref>]             gist/octocat/6cad326836d38bd3a7ae
+    gitea/<owner>/<repo>/<ref>                 gitea/forgejo/forgejo/HEAD (Codeberg)
+    zenodo/<DOI>                               zenodo/10.5281/zenodo.3242074
+    figshare/<DOI>                             figshare/10.6084/m9.figshare.9782777.v1
+    hydroshare/<resource id, DOI or URL>       hydroshare/b8f6eae9d89241cf8b5904033460af61
+    dataverse/<DOI>                            dataverse/10.7910/DVN/TJCLKP
+    ckan/<url-escaped dataset URL>             ckan/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fx
+    doi/<DOI>                                  doi/10.5281/zenodo.3242074 (any provider's)
+    swhid/<SWHID>                              swhid/swh:1:dir:<40 hex digits>
 
+The data providers (zenodo to swhid) have no ref: a record's version is part of what
+names it, and resolving finds the version (RepoSpec.ref is "").
 Specs arrive as raw URL paths (still percent-encoded), as BinderHub reads them: each part
 is split on "/" first and unescaped after, so "%2F" inside a part never splits it.
 """
@@ -18,7 +28,11 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
+# The git providers whose spec ends in a ref (what spawner.py reads links of).
 PROVIDERS = ("gh", "gl", "git", "gist")
+# Providers whose spec is a record's id, without a ref.
+DATA_PROVIDERS = ("zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi", "swhid")
+ALL_PROVIDERS = (*PROVIDERS, "gitea", *DATA_PROVIDERS)
 DEFAULT_GIT_SCHEMES = frozenset({"https", "http", "git", "ssh"})
 MAX_SPEC_LENGTH = 4096
 
@@ -27,12 +41,28 @@ EXAMPLES = {
     "gl": "gl/group%2Fsub%2Fproject/main",
     "git": "git/https%3A%2F%2Fexample.org%2Fteam%2Frepo.git/main",
     "gist": "gist/octocat/6cad326836d38bd3a7ae",
+    "gitea": "gitea/forgejo/forgejo/HEAD",
+    "zenodo": "zenodo/10.5281/zenodo.3242074",
+    "figshare": "figshare/10.6084/m9.figshare.9782777.v1",
+    "hydroshare": "hydroshare/b8f6eae9d89241cf8b5904033460af61",
+    "dataverse": "dataverse/10.7910/DVN/TJCLKP",
+    "ckan": "ckan/https%3A%2F%2Fdemo.ckan.org%2Fdataset%2Fmy-sample-dataset-001",
+    "doi": "doi/10.5281/zenodo.3242074",
+    "swhid": "swhid/swh:1:dir:" + "0" * 40,
 }
 FORMATS = {
     "gh": "gh/<owner>/<repo>/<ref>",
     "gl": "gl/<url-escaped project path>/<ref>",
     "git": "git/<url-escaped clone URL>/<ref>",
     "gist": "gist/<owner>/<gist id>[/<ref>]",
+    "gitea": "gitea/<owner>/<repo>/<ref>",
+    "zenodo": "zenodo/<DOI>",
+    "figshare": "figshare/<DOI>",
+    "hydroshare": "hydroshare/<resource id, DOI or URL>",
+    "dataverse": "dataverse/<DOI>",
+    "ckan": "ckan/<url-escaped dataset URL>",
+    "doi": "doi/<DOI>",
+    "swhid": "swhid/<SWHID of a directory or revision>",
 }
 
 # GitHub logins: letters, digits, "-" ("_" for Enterprise managed users), at most 39.
@@ -46,6 +76,14 @@ _GIST_HEAD_ALIASES = frozenset({"HEAD", "master", "main"})
 # git's scp-like syntax, "user@host:path"; BinderHub maps it to ssh://.
 _SCP_RE = re.compile(r"([\w.-]+@[\w.-]+):(?!//)(.+)")
 _BAD_REF_CHARS = set(" ~^:?*[\\")
+# A DOI: "10.<registrant>/<suffix>"; "doi:" and resolver URLs in front are dropped.
+_DOI_RE = re.compile(r"10\.\d+(?:\.\d+)*/\S+")
+_DOI_PREFIX_RE = re.compile(r"(?:doi:|https?://(?:dx\.)?doi\.org/)", re.IGNORECASE)
+_DOI_SAFE = "/:;()@+,=!$&'*[]"
+_HYDROSHARE_ID_RE = re.compile(r"[0-9a-fA-F]{32}")
+# repo2docker's swhid provider builds directories and revisions of SWHID version 1.
+_SWHID_RE = re.compile(r"swh:1:(dir|rev):[0-9a-f]{40}(;[a-z]+=[^;\s]*)*")
+_GITEA_OWNER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}")
 # What a canonical spec leaves unescaped in a ref: readable refs stay readable, and
 # anything a URL path would mangle ("#", "%", "?", non-ASCII) is escaped.
 _REF_SAFE = "/@+,=!$&'()-._"
@@ -81,6 +119,12 @@ class RepoSpec:
 
 def format_spec(provider: str, repo: str, ref: str) -> str:
     """The canonical spec for a repository and ref; the inverse of parse_spec()."""
+    if provider in ("zenodo", "figshare", "dataverse", "doi"):
+        return quote(repo, safe=_DOI_SAFE)
+    if provider == "ckan":
+        return quote(repo, safe="")
+    if provider in ("hydroshare", "swhid"):
+        return quote(repo, safe=":;=/")
     escaped_ref = quote(ref, safe=_REF_SAFE)
     if provider in ("gl", "git"):
         # these repos contain "/" themselves, so they travel as one escaped part
@@ -107,7 +151,7 @@ def parse_spec(provider: str, spec: str, *, allowed_schemes=DEFAULT_GIT_SCHEMES)
     parser = _PARSERS.get(provider)
     if parser is None:
         raise SpecError(
-            f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}, "
+            f"unknown provider {provider!r}: use one of {', '.join(ALL_PROVIDERS)}, "
             f"for example {EXAMPLES['gh']!r}"
         )
     if len(spec) > MAX_SPEC_LENGTH:
@@ -328,7 +372,105 @@ def _parse_gist(stripped: str, spec: str) -> RepoSpec:
     return RepoSpec("gist", f"{owner}/{gist_id}", ref)
 
 
-_PARSERS = {"gh": _parse_gh, "gl": _parse_gl, "git": _parse_git, "gist": _parse_gist}
+def _parse_gitea(stripped: str, spec: str) -> RepoSpec:
+    parts = stripped.split("/", 2)
+    if len(parts) < 3:
+        raise _format_error("gitea", spec, "the ref is missing (HEAD is the default branch)")
+    owner, name, ref = (
+        _unescape("gitea", spec, p, w) for p, w in zip(parts, _GITEA_PARTS, strict=True)
+    )
+    name = _strip_git_suffix(name)
+    if not _GITEA_OWNER_RE.fullmatch(owner):
+        raise _format_error("gitea", spec, f"the owner {owner!r} is not a user or organization")
+    if not _GH_REPO_RE.fullmatch(name) or name in (".", ".."):
+        raise _format_error(
+            "gitea",
+            spec,
+            f"the repository name {name!r} may only contain letters, digits, '.', '-' and '_'",
+        )
+    return RepoSpec("gitea", f"{owner}/{name}", _check_ref("gitea", spec, ref))
+
+
+_GITEA_PARTS = ("owner", "repository", "ref")
+
+
+def _whole(provider: str, stripped: str, spec: str) -> str:
+    """A ref-less spec is one value, its "/" unescaped or not (BinderHub unescapes it whole)."""
+    value = _unescape(provider, spec, stripped, "spec").strip()
+    if _has_control(value) or re.search(r"\s", value):
+        raise _format_error(provider, spec, "it contains whitespace or a control character")
+    return value
+
+
+def normalize_doi(text: str) -> str | None:
+    """ "doi:10.1/x", "https://doi.org/10.1/x" and "10.1/x" -> "10.1/x"; None if no DOI."""
+    doi = _DOI_PREFIX_RE.sub("", text.strip(), count=1)
+    return doi if _DOI_RE.fullmatch(doi) else None
+
+
+def _doi_parser(provider: str):
+    def parse(stripped: str, spec: str) -> RepoSpec:
+        doi = normalize_doi(_whole(provider, stripped, spec))
+        if doi is None:
+            raise _format_error(provider, spec, "it is not a DOI (10.<number>/<suffix>)")
+        return RepoSpec(provider, doi, "")
+
+    return parse
+
+
+def _parse_hydroshare(stripped: str, spec: str) -> RepoSpec:
+    # as BinderHub: the 32-hex resource id wherever it is (bare, DOI 10.4211/hs.<id>, URL)
+    ids = {m.lower() for m in _HYDROSHARE_ID_RE.findall(_whole("hydroshare", stripped, spec))}
+    if len(ids) != 1:
+        problem = "it holds no" if not ids else "it holds more than one"
+        raise _format_error("hydroshare", spec, f"{problem} 32-digit resource id")
+    return RepoSpec("hydroshare", ids.pop(), "")
+
+
+def _parse_ckan(stripped: str, spec: str) -> RepoSpec:
+    url = _whole("ckan", stripped, spec)
+    # a raw URL in a path may have lost a "/" of "//" to a proxy
+    url = re.sub(r"^(https?):/(?!/)", r"\1://", url, flags=re.IGNORECASE)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as e:
+        raise _format_error("ckan", spec, f"the dataset URL is malformed ({e})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise _format_error("ckan", spec, "the dataset URL must be an http(s) URL with a host")
+    if "@" in parts.netloc:
+        raise _format_error("ckan", spec, "the dataset URL must not carry credentials")
+    prefix, sep, rest = parts.path.partition("/dataset/")
+    if not sep or not rest.split("/")[0]:
+        raise _format_error(
+            "ckan", spec, "the URL is not a dataset's page (<CKAN site>/dataset/<name>)"
+        )
+    return RepoSpec("ckan", parts._replace(fragment="").geturl(), "")
+
+
+def _parse_swhid(stripped: str, spec: str) -> RepoSpec:
+    swhid = _whole("swhid", stripped, spec)
+    if not _SWHID_RE.fullmatch(swhid):
+        raise _format_error(
+            "swhid", spec, "it is not the SWHID of a directory or revision (swh:1:dir|rev:<sha1>)"
+        )
+    return RepoSpec("swhid", swhid, "")
+
+
+_PARSERS = {
+    "gh": _parse_gh,
+    "gl": _parse_gl,
+    "git": _parse_git,
+    "gist": _parse_gist,
+    "gitea": _parse_gitea,
+    "zenodo": _doi_parser("zenodo"),
+    "figshare": _doi_parser("figshare"),
+    "dataverse": _doi_parser("dataverse"),
+    "doi": _doi_parser("doi"),
+    "hydroshare": _parse_hydroshare,
+    "ckan": _parse_ckan,
+    "swhid": _parse_swhid,
+}
 
 
 # --- credentials in URLs ---------------------------------------------------------------

@@ -88,6 +88,7 @@ def test_docs_build_without_warnings(built_docs):
         "install",
         "chart",
         "configuration",
+        "providers",
         "auth",
         "kubernetes",
         "event-stream",
@@ -151,3 +152,13 @@ def test_docs_name_no_registry_but_the_local_one():
             host = m.group(1)
             if "." in host or ":" in host:
                 assert host == "127.0.0.1:5000", f"{name}: {m.group(0)}"
+
+
+def test_providers_page_has_a_link_for_every_provider():
+    from r2dservice.providers import Resolver
+
+    with open(os.path.join(DOCS, "providers.md"), encoding="utf-8") as f:
+        text = f.read()
+    for entry in Resolver().describe():
+        assert f"| `{entry['id']}` |" in text, entry["id"]
+        assert f"build/{entry['id']}/" in text or entry["id"] in ("gl", "git", "gist"), entry["id"]

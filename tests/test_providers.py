@@ -114,11 +114,33 @@ async def test_github_resolved_repo_fields(forge):
         ref_url=f"https://ghe.example.org/octo/demo/tree/{DEV}",
     )
     assert resolved.persistent_spec == f"octo/demo/{DEV}"
-    [request] = forge.requests
-    assert request.path == "/repos/octo/demo/commits/feature/x"
-    assert request.headers["Accept"] == "application/vnd.github.sha"
-    assert "Authorization" not in request.headers
-    assert request.headers["User-Agent"].startswith("r2dservice/")
+    repo, commit = forge.requests
+    assert repo.path == "/repos/octo/demo"
+    assert commit.path == "/repos/octo/demo/commits/feature/x"
+    assert commit.headers["Accept"] == "application/vnd.github.sha"
+    assert "Authorization" not in commit.headers
+    assert commit.headers["User-Agent"].startswith("r2dservice/")
+
+
+@pytest.mark.asyncio
+async def test_github_names_are_case_insensitive(forge):
+    """Every spelling of a repository resolves to GitHub's own: one image for all."""
+    forge.add_github_repo("Binder-Examples/Requirements", branches={"main": MAIN})
+    provider = github(forge)
+    for spec in ("binder-examples/requirements/main", "BINDER-examples/REQUIREMENTS/HEAD"):
+        resolved = await provider.resolve(parse_spec("gh", spec))
+        assert resolved.repo == "Binder-Examples/Requirements"
+        assert resolved.repo_url == "https://github.com/Binder-Examples/Requirements"
+        assert resolved.resolved_ref == MAIN
+    await provider.close()
+    assert forge.requests[-1].path == "/repos/Binder-Examples/Requirements/commits/HEAD"
+
+
+@pytest.mark.asyncio
+async def test_github_canonical_names_can_be_turned_off(forge):
+    resolved = await resolve(github(forge, canonical_names=False), "OCTO/demo/main")
+    assert resolved.repo == "OCTO/demo"
+    assert forge.paths() == ["/repos/OCTO/demo/commits/main"]
 
 
 @pytest.mark.asyncio
@@ -194,7 +216,7 @@ async def test_github_records_rate_limit(forge):
     provider = github(forge)
     await resolve(provider, "octo/demo/main")
     assert provider.rate_limit["limit"] == 60
-    assert provider.rate_limit["remaining"] == 59
+    assert provider.rate_limit["remaining"] == 58  # the repository, then the ref
 
 
 @pytest.mark.asyncio
@@ -204,9 +226,8 @@ async def test_github_etag_makes_repeats_free(forge):
     second = await provider.resolve(parse_spec("gh", "octo/demo/main"))
     await provider.close()
     assert first == second
-    assert "If-None-Match" not in forge.requests[0].headers
-    assert forge.requests[1].headers["If-None-Match"]
-    assert forge.rate_remaining == 59  # the 304 cost nothing
+    assert ["If-None-Match" in r.headers for r in forge.requests] == [False, False, True, True]
+    assert forge.rate_remaining == 58  # the 304s cost nothing
 
 
 @pytest.mark.asyncio
@@ -216,7 +237,7 @@ async def test_github_etag_makes_repeats_free(forge):
         (500, 503, "try again in a minute"),
         (502, 503, "try again in a minute"),
         (418, 502, "tell the administrator"),
-        (200, 502, "not a commit sha"),  # a 200 that is not GitHub's answer
+        (200, 502, "tell the administrator"),  # a 200 that is not GitHub's answer
     ],
 )
 async def test_github_upstream_failures(forge, status, expected, words):
@@ -690,12 +711,19 @@ def test_make_repo_builds_history(git_root):
 
 def test_describe_matches_binderhub_shape():
     entries = Resolver().describe()
-    assert [e["id"] for e in entries] == ["gh", "gl", "git", "gist"]
+    assert [e["id"] for e in entries] == [
+        "gh", "gl", "git", "gist",
+        "zenodo", "figshare", "hydroshare", "dataverse", "ckan",
+        "doi", "swhid", "gitea",
+    ]  # fmt: skip
     by_id = {e["id"]: e for e in entries}
     for entry in entries:
         assert set(entry) >= {"displayName", "id", "spec", "repo", "ref"}
         assert set(entry["repo"]) == {"label", "placeholder", "urlEncode"}
-        assert entry["ref"] == {"enabled": True, "default": "HEAD"}
+        if entry["id"] in ("gh", "gl", "git", "gist", "gitea"):
+            assert entry["ref"] == {"enabled": True, "default": "HEAD"}
+        else:  # a record names its version: BinderHub's data providers have no ref
+            assert entry["ref"] == {"enabled": False}
     assert by_id["gh"]["spec"] == {"validateRegex": "[^/]+/[^/]+/.+"}
     assert set(by_id["gh"]["detect"]) == {"regex"}
     assert by_id["gh"]["detect"]["regex"].startswith(r"^(https?://github\.com/)?(?<repo>")
@@ -927,7 +955,7 @@ async def test_resolver_shares_against_a_real_api(forge):
     finally:
         await resolver.close()
     assert {r.resolved_ref for r in results} == {MAIN}
-    assert len(forge.requests) == 1
+    assert forge.paths() == ["/repos/octo/demo", "/repos/octo/demo/commits/main"]
 
 
 @pytest.mark.asyncio

@@ -316,9 +316,9 @@ def test_empty_specs(provider, spec):
 
 def test_unknown_provider_lists_the_known_ones():
     with pytest.raises(SpecError) as e:
-        parse_spec("zenodo", "10.5281/zenodo.1")
-    assert "'zenodo'" in str(e.value)
-    for known in ("gh", "gl", "git", "gist"):
+        parse_spec("bitbucket", "a/b/main")
+    assert "'bitbucket'" in str(e.value)
+    for known in ("gh", "gl", "git", "gist", "zenodo", "ckan", "doi", "swhid", "gitea"):
         assert known in str(e.value)
 
 
@@ -767,3 +767,129 @@ else:
     def test_property_tests_need_hypothesis():
         # hypothesis is in the test extra: its absence is a broken install, not a skip
         pytest.fail("hypothesis is not installed: pip install -e '.[test]'")
+
+
+# --- the data providers and Gitea: BinderHub's spec strings -----------------------------
+#
+# From BinderHub's tests (binderhub/tests/test_repoproviders.py, static/js/App.test.jsx)
+# and docs (docs/source/developer/repoproviders.rst): each parses to the repository
+# BinderHub reads, and hands repo2docker what BinderHub's get_repo_url() gives.
+
+CKAN_ACTIVITY = (
+    "https://data.depositar.io/dataset/binder-example-sea-turtle-sightings-in-taiwan/"
+    "?activity_id=93df7fd0-0edc-4ebf-bac7-fbf5f78de90b"
+)
+CKAN_HISTORY = (
+    "https://data.depositar.io/dataset/binder-example-sea-turtle-sightings-in-taiwan/"
+    "history/93df7fd0-0edc-4ebf-bac7-fbf5f78de90b"
+)
+
+
+@pytest.mark.parametrize(
+    "provider, spec, repo, repo2docker_gets",
+    [
+        ("zenodo", "10.5281/zenodo.3242074", "10.5281/zenodo.3242074", "10.5281/zenodo.3242074"),
+        ("zenodo", "10.5281/zenodo.3242073", "10.5281/zenodo.3242073", "10.5281/zenodo.3242073"),
+        ("zenodo", "10.5281/zenodo.3242074/", "10.5281/zenodo.3242074", "10.5281/zenodo.3242074"),
+        ("zenodo", "10.5282/zenodo.3242075", "10.5282/zenodo.3242075", "10.5282/zenodo.3242075"),
+        (
+            "figshare",
+            "10.6084/m9.figshare.9782777.v1",
+            "10.6084/m9.figshare.9782777.v1",
+            "10.6084/m9.figshare.9782777.v1",
+        ),
+        (
+            "figshare",
+            "10.6084/m9.figshare.9782777",
+            "10.6084/m9.figshare.9782777",
+            "10.6084/m9.figshare.9782777",
+        ),
+        (
+            "hydroshare",
+            "https://www.hydroshare.org/resource/142c59757ed54de1816777828c9716e7",
+            "142c59757ed54de1816777828c9716e7",
+            "https://www.hydroshare.org/resource/142c59757ed54de1816777828c9716e7",
+        ),
+        (
+            "hydroshare",
+            quote("https://www.hydroshare.org/resource/142c59757ed54de1816777828c9716e7", safe=""),
+            "142c59757ed54de1816777828c9716e7",
+            "https://www.hydroshare.org/resource/142c59757ed54de1816777828c9716e7",
+        ),
+        (
+            "hydroshare",
+            "10.4211/hs.b8f6eae9d89241cf8b5904033460af61",
+            "b8f6eae9d89241cf8b5904033460af61",
+            "https://www.hydroshare.org/resource/b8f6eae9d89241cf8b5904033460af61",
+        ),
+        (
+            "hydroshare",
+            "8f7c2f0341ef4180b0dbe97f59130756",
+            "8f7c2f0341ef4180b0dbe97f59130756",
+            "https://www.hydroshare.org/resource/8f7c2f0341ef4180b0dbe97f59130756",
+        ),
+        ("dataverse", "10.7910/DVN/TJCLKP", "10.7910/DVN/TJCLKP", "10.7910/DVN/TJCLKP"),
+        (
+            "ckan",
+            quote("https://demo.ckan.org/dataset/my-sample-dataset-001", safe=""),
+            "https://demo.ckan.org/dataset/my-sample-dataset-001",
+            "https://demo.ckan.org/dataset/my-sample-dataset-001",
+        ),
+        ("ckan", quote(CKAN_ACTIVITY, safe=""), CKAN_ACTIVITY, CKAN_ACTIVITY),
+        ("ckan", quote(CKAN_HISTORY, safe=""), CKAN_HISTORY, CKAN_HISTORY),
+        # BinderHub unescapes the whole spec: a URL escaped in part works too
+        (
+            "ckan",
+            "https%3A%2F%2Fdemo.ckan.org/dataset/my-sample-dataset-001",
+            "https://demo.ckan.org/dataset/my-sample-dataset-001",
+            "https://demo.ckan.org/dataset/my-sample-dataset-001",
+        ),
+    ],
+)
+def test_binderhub_data_specs(provider, spec, repo, repo2docker_gets):
+    from r2dservice.providers import Resolver
+
+    rs = parse_spec(provider, spec)
+    assert (rs.provider, rs.repo, rs.ref) == (provider, repo, "")
+    assert parse_spec(provider, rs.spec) == rs
+    assert Resolver().provider(provider).repo_url(rs) == repo2docker_gets
+
+
+@pytest.mark.parametrize(
+    "provider, spec, repo",
+    [
+        ("zenodo", "doi:10.5281/zenodo.3242074", "10.5281/zenodo.3242074"),
+        ("zenodo", "https%3A%2F%2Fdoi.org%2F10.5281%2Fzenodo.3242074", "10.5281/zenodo.3242074"),
+        ("doi", "https://doi.org/10.7910/DVN/TJCLKP", "10.7910/DVN/TJCLKP"),
+        ("swhid", "swh:1:rev:" + SHA.lower(), "swh:1:rev:" + SHA.lower()),
+        ("swhid", "swh:1:dir:" + "0" * 40 + ";origin=https://github.com/a/b", None),
+        ("ckan", "https:/demo.ckan.org/dataset/x", "https://demo.ckan.org/dataset/x"),
+        ("gitea", "Forgejo/forgejo.git/v1.0", "Forgejo/forgejo"),
+    ],
+)
+def test_data_specs_read_their_variants(provider, spec, repo):
+    rs = parse_spec(provider, spec)
+    assert rs.repo == (repo or unquote(spec))
+    assert parse_spec(provider, rs.spec) == rs
+
+
+@pytest.mark.parametrize(
+    "provider, spec, message",
+    [
+        ("zenodo", "zenodo.3242074", "not a DOI"),
+        ("dataverse", "11.7910/DVN/TJCLKP", "not a DOI"),
+        ("figshare", "10.6084/a b", "whitespace"),
+        ("hydroshare", "not-an-id", "no 32-digit resource id"),
+        ("hydroshare", "0" * 32 + "/" + "1" * 32, "more than one"),
+        ("ckan", quote("https://demo.ckan.org/group/roger", safe=""), "not a dataset's page"),
+        ("ckan", quote("ftp://demo.ckan.org/dataset/x", safe=""), "http(s) URL"),
+        ("ckan", quote("https://u:p@demo.ckan.org/dataset/x", safe=""), "credentials"),
+        ("swhid", "swh:1:cnt:" + "0" * 40, "directory or revision"),
+        ("swhid", "swh:2:dir:" + "0" * 40, "directory or revision"),
+        ("gitea", "forgejo/forgejo", "the ref is missing"),
+        ("gitea", "-x/y/main", "not a user or organization"),
+    ],
+)
+def test_data_specs_reject(provider, spec, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        parse_spec(provider, spec)

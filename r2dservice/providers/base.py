@@ -24,6 +24,8 @@ class ResolvedRepo:
     ref: str  # the ref as asked: "main"
     resolved_ref: str  # the commit: 40 hex digits
     ref_url: str = ""  # a web page for that commit (BinderHub's binder_ref_url)
+    # the pinned spec where it is not `repo` at `resolved_ref` (a record's version DOI)
+    pinned_spec: str = ""
 
     @property
     def persistent_spec(self) -> str:
@@ -31,6 +33,8 @@ class ResolvedRepo:
 
         BinderHub's binder_persistent_request is "v2/<provider>/" + this.
         """
+        if self.pinned_spec:
+            return self.pinned_spec
         return format_spec(self.provider, self.repo, self.resolved_ref)
 
 
@@ -65,6 +69,7 @@ class RepoProvider(LoggingConfigurable):
     url_encode_repo = False  # the UI escapes what people type as the repo (gl, git)
     validate_regex = r".+"  # JavaScript regex for the spec after "<prefix>/"
     ref_default = "HEAD"
+    has_ref = True  # False for records named by a DOI or id: their spec has no ref
 
     def parse(self, spec: str) -> RepoSpec:
         """Parse the part after "<name>/"; raises SpecError."""
@@ -102,7 +107,11 @@ class RepoProvider(LoggingConfigurable):
                     "placeholder": self.repo_placeholder,
                     "urlEncode": self.url_encode_repo,
                 },
-                "ref": {"enabled": True, "default": self.ref_default},
+                "ref": (
+                    {"enabled": True, "default": self.ref_default}
+                    if self.has_ref
+                    else {"enabled": False}
+                ),
             }
         )
         return entry

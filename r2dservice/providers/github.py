@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from traitlets import Integer, Unicode, default
+from traitlets import Bool, Integer, Unicode, default
 
 from ..spec import RepoSpec, is_sha
 from .base import URL_PATH, URL_REF, URL_TAIL, ResolvedRepo, ResolveError, js_host_pattern
 from .http import HTTPRepoProvider, Response
+
+_JSON = "application/vnd.github+json"
 
 
 class GitHubAPIProvider(HTTPRepoProvider):
@@ -146,6 +149,11 @@ class GitHubRepoProvider(GitHubAPIProvider):
         1024,
         help="How many ETags of resolved refs to keep; a 304 answer costs no rate limit.",
     ).tag(config=True)
+    canonical_names = Bool(
+        True,
+        help="""Ask GitHub for a repository's own spelling of its name (one more API call,
+        free while its ETag holds), so that Owner/Repo and owner/repo make one image.""",
+    ).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -162,8 +170,35 @@ class GitHubRepoProvider(GitHubAPIProvider):
     def repo_url(self, repo_spec: RepoSpec) -> str:
         return f"{self.html_base_url.rstrip('/')}/{repo_spec.repo}"
 
+    async def canonical_name(self, repo: str) -> str:
+        """ "Owner/Repo" as GitHub spells it (names are case-insensitive there), so that
+        every spelling of a repository makes one image. Its ETag makes repeats free."""
+        path = f"/repos/{repo}"
+        cached = self._etags.get(path)
+        resp = await self.api_get(path, _JSON, etag=cached[0] if cached else "")
+        if resp.status == 304 and cached:
+            self._etags.move_to_end(path)
+            return cached[1]
+        body = resp.json()
+        if resp.status == 404:
+            raise ResolveError(
+                f"GitHub repository {repo} not found: check {self.html_base_url.rstrip('/')}/"
+                f"{repo} (a private repository looks missing unless the service's token "
+                "can read it)",
+                status=404,
+            )
+        # (a renamed repository redirects, and answers with its new name)
+        name = body.get("full_name") if isinstance(body, dict) else None
+        if resp.status != 200 or not isinstance(name, str) or name.count("/") != 1:
+            raise self.upstream_error(resp, f"looking up {repo}")
+        self._remember(path, resp.headers.get("ETag", ""), name)
+        return name
+
     async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
         repo, ref = repo_spec.repo, repo_spec.ref
+        if self.canonical_names:
+            repo = await self.canonical_name(repo)
+            repo_spec = replace(repo_spec, repo=repo)
         page = self.repo_url(repo_spec)
         path = f"/repos/{repo}/commits/{quote(ref, safe='/')}"
         cached = self._etags.get(path)
@@ -215,10 +250,10 @@ class GitHubRepoProvider(GitHubAPIProvider):
             ref_url=f"{page}/tree/{sha}",
         )
 
-    def _remember(self, path: str, etag: str, sha: str) -> None:
+    def _remember(self, path: str, etag: str, value: str) -> None:
         if not etag or self.etag_cache_size <= 0:
             return
-        self._etags[path] = (etag, sha)
+        self._etags[path] = (etag, value)
         self._etags.move_to_end(path)
         while len(self._etags) > self.etag_cache_size:
             self._etags.popitem(last=False)

@@ -16,21 +16,41 @@ from traitlets.utils.importstring import import_item
 
 from ..spec import RepoSpec, SpecError
 from .base import RepoProvider, ResolvedRepo, ResolveError
+from .ckan import CKANRepoProvider
+from .data import DataRepoProvider
+from .dataverse import DataverseRepoProvider
+from .doi import DOIRepoProvider
+from .figshare import FigshareRepoProvider
 from .gist import GistRepoProvider
 from .git import GitRepoProvider
+from .gitea import GiteaRepoProvider
 from .github import GitHubAPIProvider, GitHubRepoProvider
 from .gitlab import GitLabRepoProvider
 from .http import HTTPRepoProvider
+from .hydroshare import HydroShareRepoProvider
+from .swhid import SwhidRepoProvider
+from .zenodo import ZenodoRepoProvider
+
+# BinderHub's providers, then the ones it lacks
+DEFAULT_PROVIDERS = {
+    "gh": GitHubRepoProvider,
+    "gl": GitLabRepoProvider,
+    "git": GitRepoProvider,
+    "gist": GistRepoProvider,
+    "zenodo": ZenodoRepoProvider,
+    "figshare": FigshareRepoProvider,
+    "hydroshare": HydroShareRepoProvider,
+    "dataverse": DataverseRepoProvider,
+    "ckan": CKANRepoProvider,
+    "doi": DOIRepoProvider,
+    "swhid": SwhidRepoProvider,
+    "gitea": GiteaRepoProvider,
+}
 
 
 class Resolver(LoggingConfigurable):
     providers = Dict(
-        default_value={
-            "gh": GitHubRepoProvider,
-            "gl": GitLabRepoProvider,
-            "git": GitRepoProvider,
-            "gist": GistRepoProvider,
-        },
+        default_value=DEFAULT_PROVIDERS,
         help="""The repository providers, by spec prefix: {"gh": GitHubRepoProvider, ...}.
 
         Values are RepoProvider subclasses or their import strings
@@ -165,4 +185,7 @@ def provider_classes() -> list[type]:
         GistRepoProvider,
         GitLabRepoProvider,
         GitRepoProvider,
+        GiteaRepoProvider,
+        DataRepoProvider,
+        *(cls for cls in DEFAULT_PROVIDERS.values() if issubclass(cls, DataRepoProvider)),
     ]

@@ -40,6 +40,7 @@ class FakeRepo:
     tags: dict[str, str] = field(default_factory=dict)
     default_branch: str = "main"
     private: bool = False
+    full_name: str = ""  # as the forge spells it; lookups ignore case
 
     @property
     def empty(self) -> bool:
@@ -99,7 +100,7 @@ class FakeForge:
     # --- content -------------------------------------------------------------------
 
     def add_github_repo(self, full_name: str, branches=None, tags=None, **kw) -> FakeRepo:
-        repo = FakeRepo(dict(branches or {}), dict(tags or {}), **kw)
+        repo = FakeRepo(dict(branches or {}), dict(tags or {}), full_name=full_name, **kw)
         self.github[full_name.lower()] = repo
         return repo
 
@@ -179,7 +180,9 @@ class FakeForge:
             return _json(
                 {"message": "API rate limit exceeded for 127.0.0.1."}, 403, self._rate_headers()
             )
-        if parts[0] == "repos" and len(parts) >= 5 and parts[3] == "commits":
+        if parts[0] == "repos" and len(parts) == 3:
+            resp = self._github_repo(request, f"{parts[1]}/{parts[2]}", authorized)
+        elif parts[0] == "repos" and len(parts) >= 5 and parts[3] == "commits":
             resp = self._github_commit(
                 request, f"{parts[1]}/{parts[2]}", "/".join(parts[4:]), authorized
             )
@@ -200,6 +203,22 @@ class FakeForge:
             "X-RateLimit-Used": str(self.rate_limit - max(0, self.rate_remaining)),
             "X-RateLimit-Resource": "core",
         }
+
+    def _github_repo(self, request, full_name: str, authorized: bool) -> web.Response:
+        repo = self.github.get(full_name.lower())
+        if repo is None or (repo.private and not authorized):
+            return _json({"message": "Not Found", "status": "404"}, 404)
+        etag = f'"{hashlib.sha1(repo.full_name.encode()).hexdigest()}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        body = {
+            "full_name": repo.full_name,
+            "name": repo.full_name.split("/")[1],
+            "owner": {"login": repo.full_name.split("/")[0]},
+            "private": repo.private,
+            "default_branch": repo.default_branch,
+        }
+        return _json(body, 200, {"ETag": etag})
 
     def _github_commit(
         self, request, full_name: str, raw_ref: str, authorized: bool

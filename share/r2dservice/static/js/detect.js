@@ -103,12 +103,16 @@ export function detect(text, providers, selected) {
 /** "<spec>" (without the provider) for a repository and ref; null if it is not valid. */
 export function makeSpec(provider, repo, ref) {
   const r = provider.repo.urlEncode ? encodeURIComponent(repo) : repo;
-  const spec = `${r}/${encodeRef(ref || provider.ref.default || "HEAD")}`;
+  // a record (a DOI, a dataset) names its version itself: its spec has no ref
+  const spec = provider.ref.enabled === false ? r : `${r}/${encodeRef(ref || provider.ref.default || "HEAD")}`;
   return fullMatch(provider.spec.validateRegex, spec) ? spec : null;
 }
 
 /** The spec's repository and ref for the form's fields (inverse of makeSpec). */
 export function splitSpec(provider, spec) {
+  if (provider.ref.enabled === false) {
+    return { repo: provider.repo.urlEncode ? decodeURIComponent(spec) : spec, ref: "" };
+  }
   const i = spec.lastIndexOf("/");
   let repo = spec.slice(0, i);
   let ref = decodeURIComponent(spec.slice(i + 1));
