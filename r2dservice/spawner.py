@@ -29,7 +29,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .spec import PROVIDERS, SpecError, format_spec, parse_spec, split_spec
+from .spec import ALL_PROVIDERS, PROVIDERS, SpecError, format_spec, parse_spec, split_spec
 from .sseclient import SSEParser
 
 __all__ = [
@@ -128,6 +128,13 @@ def repo_to_spec(repo: str, ref: str = "") -> str:
     if not repo:
         raise SpecError("no repository given")
     head = repo.split("/", 1)[0]
+    if head in ALL_PROVIDERS and head not in PROVIDERS and "/" in repo:
+        # Data repositories and the others without a ref in this table: the spec as it is
+        # (a data record names its version; a gitea spec names its ref).
+        if ref:
+            raise SpecError(f"{repo!r} takes no separate 'ref'")
+        provider, rest = split_spec(repo)
+        return f"{provider}/{parse_spec(provider, rest).spec}"
     if head in PROVIDERS and "/" in repo:
         provider, rest = split_spec(repo)
         rest = rest.rstrip("/")

@@ -56,6 +56,8 @@ c.BuildManager.concurrent_build_limit = 1
         ("gl/group%2Fproject", "main", "gl/group%2Fproject/main"),
         ("https://gist.github.com/someone/0123abcd", "", "gist/someone/0123abcd/HEAD"),
         ("gist/someone/0123abcd", "", "gist/someone/0123abcd/HEAD"),
+        ("zenodo/10.5281/zenodo.3242074", "", "zenodo/10.5281/zenodo.3242074"),
+        ("gitea/owner/repo/main", "", "gitea/owner/repo/main"),
         ("git://127.0.0.1:9418/demo", "main", "git/git%3A%2F%2F127.0.0.1%3A9418%2Fdemo/main"),
         ("git/git://127.0.0.1:9418/demo", "", "git/git%3A%2F%2F127.0.0.1%3A9418%2Fdemo/HEAD"),
         (

@@ -52,6 +52,8 @@ class LaunchHandler(APIHandler):
             raise web.HTTPError(
                 403, "This service does not launch servers (c.Launcher.enabled is False)."
             )
+        # Whose build it is comes first: someone else's is a 404, whatever they may do.
+        build = await self.build_or_404(build_id, with_log=True)
         caller = self.caller
         if not can_launch(self):
             raise web.HTTPError(
@@ -66,7 +68,6 @@ class LaunchHandler(APIHandler):
             raise web.HTTPError(400, "urlpath, labpath and filepath must be strings")
         if not isinstance(body.get("replace", False), bool):
             raise web.HTTPError(400, "replace must be true or false")
-        build = await self.build_or_404(build_id, with_log=True)
         if build.state != "ready":
             raise web.HTTPError(
                 409, "Build %s is %s: only a ready image can be launched.", build_id, build.state
