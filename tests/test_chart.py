@@ -496,6 +496,8 @@ def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
             "resources": ["secrets"],
             "verbs": ["create", "list", "patch", "delete"],
         },
+        # why a late build pod does not start (FailedMount, FailedScheduling)
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     binding = find(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == "binder-builds"
@@ -1127,6 +1129,9 @@ async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
     async with FakeKubeAPI() as kube:
         builder = KubernetesBuilder(k8s_api_url=kube.url, namespace=ns, push_secret="push")
         builder.finished_pod_linger = 0
+        # late at once: the build reads its pod's Events while it waits
+        builder.pending_grace = 0
+        builder.events_interval = builder.poll_interval = 0.05
         await builder.start()
         try:
             url = "https://u:tok@git.example/o/r"
@@ -1148,6 +1153,8 @@ async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
                 await asyncio.sleep(0.01)
             else:
                 raise AssertionError("the builder made no credentials Secret for its pod")
+            while not kube.stats["event-list"].requests:
+                await asyncio.sleep(0.01)
             kube.start_container(req.name, namespace=ns)
             kube.log(req.name, '{"phase": "building", "message": "hi"}', namespace=ns)
             kube.finish(req.name, 0, namespace=ns)
@@ -1159,4 +1166,5 @@ async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
     used = {_rbac_verb(m, p) for m, p in kube.request_log if p.startswith("/api/")}
     assert ("secrets", "create") in used and ("secrets", "patch") in used
     assert ("secrets", "delete") in used and ("secrets", "list") in used
+    assert ("events", "list") in used
     assert used <= allowed, used - allowed
