@@ -199,9 +199,15 @@ def render(helm: str, name: str, tmp_path_factory) -> list[dict]:
     return copy.deepcopy(_rendered[name])
 
 
-def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
+def find(
+    docs: list[dict], kind: str, name: str | None = None, namespace: str | None = None
+) -> dict:
     found = [
-        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (namespace is None or d["metadata"].get("namespace", NAMESPACE) == namespace)
     ]
     assert len(found) == 1, (
         f"{len(found)} {kind} {name or ''} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
@@ -513,7 +519,7 @@ def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
 
 def test_registry_secret_from_credentials(helm, tmp_path_factory):
     docs = render(helm, "kubernetes-credentials", tmp_path_factory)
-    secret = find(docs, "Secret", f"{RELEASE}-registry")
+    secret = find(docs, "Secret", f"{RELEASE}-registry", NAMESPACE)
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
     config = json.loads(secret_data(secret)[".dockerconfigjson"])
     # The auths key is the registry host of imagePrefix.

@@ -134,19 +134,26 @@ across upgrades), else a new random one. Call with (list $ "key" "given value").
 
 {{- /*
 The "auths" key of the registry credentials: registry.url, else the registry host that
-imagePrefix starts with, else Docker Hub's.
+imagePrefix starts with, else Docker Hub's. Docker Hub under any of its names is keyed
+"https://index.docker.io/v1/", the one key the docker CLI and buildx look up for it (a
+"docker.io" entry is never found, and the push goes unauthenticated).
 */}}
 {{- define "r2dservice.registryAuthKey" -}}
+{{- $key := "" }}
 {{- if .Values.registry.url }}
-{{- .Values.registry.url }}
+{{- $key = .Values.registry.url }}
 {{- else }}
 {{- $parts := splitList "/" .Values.imagePrefix }}
 {{- $first := first $parts }}
 {{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) }}
-{{- $first }}
-{{- else -}}
-https://index.docker.io/v1/
+{{- $key = $first }}
 {{- end }}
+{{- end }}
+{{- $host := $key | trimPrefix "https://" | trimPrefix "http://" | splitList "/" | first }}
+{{- if or (not $key) (has $host (list "docker.io" "index.docker.io" "registry-1.docker.io")) -}}
+https://index.docker.io/v1/
+{{- else }}
+{{- $key }}
 {{- end }}
 {{- end }}
 
