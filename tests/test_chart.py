@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import os
 import re
@@ -44,6 +45,7 @@ VALUE_SETS: dict[str, dict] = {
         "concurrentBuildLimit": 7,
         "maxQueueLength": 50,
         "replicas": 2,
+        "db": {"url": "postgresql+psycopg://r2d:pw@postgres/r2d"},
         "build": {
             "namespace": "binder-builds",
             "image": {"pullPolicy": "IfNotPresent", "pullSecrets": ["quay-pull"]},
@@ -313,7 +315,7 @@ READ_SETTINGS = textwrap.dedent(
         "max_queue_length": app.build_manager.max_queue_length,
         "keepalive_interval": app.keepalive_interval,
         "metrics_token": app.metrics_token, "log_level": app.log_level,
-        "auth_enabled": app.auth_enabled,
+        "auth_enabled": app.auth_enabled, "db_url": app.db_url,
     }
     if a is not None:
         h = a.hub_auth
@@ -421,6 +423,7 @@ def test_default_resources(helm, tmp_path_factory):
     docs = render(helm, "defaults", tmp_path_factory)
     assert kinds(docs) == [
         ("Deployment", RELEASE),
+        ("PersistentVolumeClaim", f"{RELEASE}-db"),
         ("Role", RELEASE),
         ("RoleBinding", RELEASE),
         ("Secret", RELEASE),
@@ -437,14 +440,13 @@ def test_default_resources(helm, tmp_path_factory):
         "prometheus.io/path": "/services/binder/metrics",
         "prometheus.io/port": "8585",
     }
-    assert set(secret_data(find(docs, "Secret"))) == {
-        "r2dservice_config.py",
-        "values.json",
-        "hub.apiToken",
-        "auth.cookieSecret",
+    # Nothing generated: every render is the same (GitOps, helm upgrade).
+    assert set(secret_data(find(docs, "Secret"))) == {"r2dservice_config.py", "values.json"}
+    pvc = find(docs, "PersistentVolumeClaim")
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
     }
-    for key in ("hub.apiToken", "auth.cookieSecret"):
-        assert re.fullmatch("[0-9a-f]{64}", secret_data(find(docs, "Secret"))[key])
 
 
 def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
@@ -464,12 +466,11 @@ def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
         "JUPYTERHUB_CLIENT_ID": "service-binder",
         "TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR": "1",
     }
+    # The token zero-to-jupyterhub generates for the hub.services entry, from its Secret.
     assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == {
-        "secretKeyRef": {"name": RELEASE, "key": "hub.apiToken"}
+        "secretKeyRef": {"name": "hub", "key": "hub.services.binder.apiToken"}
     }
-    assert env["R2DSERVICE_COOKIE_SECRET"]["valueFrom"] == {
-        "secretKeyRef": {"name": RELEASE, "key": "auth.cookieSecret"}
-    }
+    assert "R2DSERVICE_COOKIE_SECRET" not in env  # derived from the token
     assert c["livenessProbe"]["httpGet"] == {"path": "/services/binder/versions", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/services/binder/health", "port": "http"}
     assert c["securityContext"] == {
@@ -482,7 +483,13 @@ def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
     assert pod["spec"]["automountServiceAccountToken"] is True
     assert pod["spec"]["serviceAccountName"] == RELEASE
     assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
-    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/r2dservice", "/tmp"}
+    # the configuration, a writable /tmp, and the build records' volume
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {
+        "/etc/r2dservice",
+        "/tmp",
+        "/srv/r2dservice",
+    }
+    assert find(docs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
@@ -670,10 +677,13 @@ def test_schema_rejects_typos_and_wrong_types(helm, args, message, tmp_path):
 
 def test_template_errors_say_what_to_fix(helm, tmp_path):
     proc = run_helm(
-        helm, "template", RELEASE, CHART, "--set", "hub.existingSecret.name=hub", tmp_path=tmp_path
+        helm, "template", RELEASE, CHART, "--set", "hub.existingSecret.name=", tmp_path=tmp_path
     )
     assert proc.returncode != 0
-    assert "hub.existingSecret.key is required" in proc.stderr
+    assert "hub.existingSecret.name is empty and hub.apiToken too" in proc.stderr
+    proc = run_helm(helm, "template", RELEASE, CHART, "--set", "replicas=2", tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert "replicas > 1 share one history: set db.url" in proc.stderr
     proc = run_helm(
         helm,
         "template",
@@ -845,14 +855,20 @@ def test_service_settings_kubernetes(helm, tmp_path_factory, tmp_path):
     assert s["auth"] == {
         "service_name": "binder",
         "api_url": "http://hub:8081/hub/api",
-        "api_token": secret["hub.apiToken"],
+        "api_token": EXISTING_SECRET_VALUE,
         "client_id": "service-binder",
         "redirect_uri": "/services/binder/oauth_callback",
         "access_scopes": ["access:services!service=binder"],
         "build_scope": "custom:r2dservice:build",
         "admin_scope": "custom:r2dservice:admin",
-        "cookie_secret": secret["auth.cookieSecret"],
+        # derived from the token: the same in every replica and render
+        "cookie_secret": hashlib.sha256(
+            b"r2dservice cookie secret\0" + EXISTING_SECRET_VALUE.encode()
+        ).hexdigest(),
     }
+    # The URL with its password comes from the Secret, not values.json.
+    assert secret["db.url"] == s["db_url"] == "postgresql+psycopg://r2d:pw@postgres/r2d"
+    assert "pw@" not in secret["values.json"]
     b = s["builder_settings"]
     assert b["namespace"] == "binder-builds"
     assert b["build_image"] == "quay.io/jupyterhub/repo2docker:2026.04.0"
@@ -910,6 +926,8 @@ def test_service_settings_defaults(helm, tmp_path_factory, tmp_path):
     assert s["builder_settings"]["namespace"] == NAMESPACE
     assert s["builder_settings"]["push_secret"] == ""
     assert s["auth_enabled"] is True and s["log_level"] == 20
+    # build records outlive the pod: sqlite on the chart's volume
+    assert s["db_url"] == "sqlite:////srv/r2dservice/r2dservice.sqlite"
 
 
 def test_extra_config_errors_name_the_snippet(helm, tmp_path):
@@ -1050,11 +1068,14 @@ def check_with_jupyterhub(hub_values: dict) -> None:
 
 
 def test_notes_print_the_hub_values(helm, tmp_path):
-    notes, docs = notes_and_manifest(helm, tmp_path, "--set", "imagePrefix=127.0.0.1:5000/r2d-")
+    notes, docs = notes_and_manifest(
+        helm, tmp_path, "--set", "imagePrefix=127.0.0.1:5000/r2d-,hub.apiToken=chosen-token"
+    )
     assert "WARNING" not in notes
     hub_values = run_snippet(notes, docs, tmp_path)
     service = find(docs, "Service")
     token = secret_data(find(docs, "Secret", RELEASE))["hub.apiToken"]
+    assert token == "chosen-token"
     assert hub_values["hub"]["services"] == {
         "binder": {
             "url": f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}",
@@ -1080,11 +1101,10 @@ def test_notes_print_the_hub_values(helm, tmp_path):
 
 
 def test_notes_with_a_token_from_the_hub(helm, tmp_path):
+    """The default: no token to copy, the hub makes it."""
     notes, docs = notes_and_manifest(
         helm,
         tmp_path,
-        "--set",
-        "hub.existingSecret.name=hub,hub.existingSecret.key=hub.services.binder.apiToken",
         "--set",
         "auth.adminScope=",
         "--set",

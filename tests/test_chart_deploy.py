@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -104,3 +105,36 @@ def test_docker_hub_key_is_what_the_service_reads(helm, tmp_path):
     [secret] = registry_secrets(docs)
     config = json.loads(secret_data(secret)[".dockerconfigjson"])
     assert credentials_for(config, "docker.io") == ("u", "p")
+
+
+def test_renders_are_the_same_every_time(helm, tmp_path):
+    """No generated secret and no `lookup`: `helm template` in a GitOps tool, without a
+    cluster, gives what `helm upgrade` applies, so nothing rotates on a sync."""
+    values = {"imagePrefix": "registry.example/r2d-"}
+    first = template(helm, tmp_path, values)
+    assert template(helm, tmp_path, values) == first
+    for path in Path(CHART, "templates").iterdir():
+        assert "lookup " not in path.read_text(), path
+
+
+def test_database_url_from_an_existing_secret(helm, tmp_path):
+    docs = template(
+        helm,
+        tmp_path,
+        {"replicas": 2, "db": {"existingSecret": {"name": "pg", "key": "url"}}},
+    )
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    deployment = find(docs, "Deployment")
+    assert "strategy" not in deployment["spec"]
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["R2DSERVICE_DB_URL"]["valueFrom"] == {"secretKeyRef": {"name": "pg", "key": "url"}}
+
+
+def test_database_volume_can_be_an_empty_dir(helm, tmp_path):
+    docs = template(helm, tmp_path, {"db": {"persistence": {"enabled": False}}})
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    volumes = {
+        v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["db"] == {"name": "db", "emptyDir": {}}

@@ -82,36 +82,40 @@ component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{- /* Secret and key holding the hub API token of the service, as "name key". */}}
+{{- /*
+Secret and key holding the hub API token of the service. By default the token that
+zero-to-jupyterhub generates for the hub.services entry, in its Secret "hub" under
+hub.services.<name>.apiToken (as BinderHub's chart reads it): nothing to copy between
+the two releases, and nothing generated here, so every render (helm upgrade, GitOps
+tools without cluster access) gives the same manifests. hub.apiToken: the chart's Secret.
+*/}}
 {{- define "r2dservice.hubTokenSecretName" -}}
-{{- .Values.hub.existingSecret.name | default (include "r2dservice.fullname" .) }}
+{{- if .Values.hub.apiToken }}
+{{- include "r2dservice.fullname" . }}
+{{- else }}
+{{- required "hub.existingSecret.name is empty and hub.apiToken too: name the Secret with the service's token (zero-to-jupyterhub's: hub), or set hub.apiToken" .Values.hub.existingSecret.name }}
+{{- end }}
 {{- end }}
 {{- define "r2dservice.hubTokenSecretKey" -}}
-{{- if .Values.hub.existingSecret.name }}
-{{- required "hub.existingSecret.key is required with hub.existingSecret.name (for zero-to-jupyterhub's own Secret: hub.services.<name>.apiToken)" .Values.hub.existingSecret.key }}
-{{- else -}}
+{{- if .Values.hub.apiToken -}}
 hub.apiToken
+{{- else }}
+{{- .Values.hub.existingSecret.key | default (printf "hub.services.%s.apiToken" .Values.service.name) }}
 {{- end }}
 {{- end }}
 
 {{- /*
-A secret value: the value given, else the one already in this release's Secret (kept
-across upgrades), else a new random one. Call with (list $ "key" "given value").
+Build records: the database URL the service uses, and whether the chart's
+PersistentVolumeClaim holds it (a sqlite file that outlives the pod).
 */}}
-{{- define "r2dservice.secretValue" -}}
-{{- $root := index . 0 }}
-{{- $key := index . 1 }}
-{{- $given := index . 2 }}
-{{- if $given }}
-{{- $given }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "r2dservice.fullname" $root) | default dict }}
-{{- $data := $existing.data | default dict }}
-{{- if hasKey $data $key }}
-{{- index $data $key | b64dec }}
-{{- else }}
-{{- randAlphaNum 64 | sha256sum }}
+{{- define "r2dservice.dbDir" -}}/srv/r2dservice{{- end }}
+{{- define "r2dservice.dbOnVolume" -}}
+{{- if not (or .Values.db.url .Values.db.existingSecret.name) }}true{{ end }}
 {{- end }}
+{{- /* The sqlite URL on the volume; "" when a URL comes from a Secret (R2DSERVICE_DB_URL). */}}
+{{- define "r2dservice.dbUrl" -}}
+{{- if include "r2dservice.dbOnVolume" . }}
+{{- printf "sqlite:///%s/r2dservice.sqlite" (include "r2dservice.dbDir" .) }}
 {{- end }}
 {{- end }}
 
@@ -200,6 +204,7 @@ environment variables from the Secret, or as files.
     "config" .Values.config
     "extraConfig" .Values.extraConfig
     "custom" .Values.custom
+    "db" (dict "url" (include "r2dservice.dbUrl" .))
     "release" (dict "name" .Release.Name "namespace" .Release.Namespace "fullname" (include "r2dservice.fullname" .))
 }}
 {{- $values | toPrettyJson }}
