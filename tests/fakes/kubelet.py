@@ -60,6 +60,15 @@ class DockerKubelet:
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._loop_task: asyncio.Task | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
+        # PersistentVolumeClaims bound to this node: (namespace, claim) -> folder
+        self.claims: dict[tuple[str, str], Path] = {}
+
+    def add_claim(self, name: str, namespace: str = "default") -> Path:
+        """A bound PersistentVolumeClaim (a folder that outlives the pods using it)."""
+        path = self._tmp / "claims" / namespace / name
+        path.mkdir(parents=True, exist_ok=True)
+        self.claims[(namespace, name)] = path
+        return path
 
     async def start(self) -> DockerKubelet:
         queue = self.api.listen()
@@ -120,6 +129,20 @@ class DockerKubelet:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         key = (ns, name)
         [container] = pod["spec"]["containers"]
+        missing = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["spec"].get("volumes", [])
+            if "persistentVolumeClaim" in v
+            and (ns, v["persistentVolumeClaim"]["claimName"]) not in self.claims
+        ]
+        if missing:
+            # The scheduler does not place a pod whose claim does not exist.
+            self.api.set_unschedulable(
+                name,
+                f'0/1 nodes are available: persistentvolumeclaim "{missing[0]}" not found.',
+                namespace=ns,
+            )
+            return
         self.api.schedule(name, self.node, namespace=ns)
         pod = self.api.get_pod(name, ns) or pod
         reported = None
@@ -238,6 +261,9 @@ class DockerKubelet:
         for e in container.get("env", []):
             if "value" in e:
                 args += ["-e", f"{e['name']}={e['value']}"]
+            elif "fieldRef" in e.get("valueFrom", {}):
+                value = _field(pod, e["valueFrom"]["fieldRef"]["fieldPath"], self.node)
+                args += ["-e", f"{e['name']}={value}"]
             elif "secretKeyRef" in e.get("valueFrom", {}):
                 ref = e["valueFrom"]["secretKeyRef"]
                 ns = pod["metadata"]["namespace"]
@@ -250,11 +276,9 @@ class DockerKubelet:
                     )
                 args += ["-e", f"{e['name']}={value}"]
         args += mounts
-        user = (container.get("securityContext") or {}).get("runAsUser")
-        if user is None:
-            user = (spec.get("securityContext") or {}).get("runAsUser")
-        if user is not None:
-            args += ["--user", str(user)]
+        args += _security_args(
+            spec.get("securityContext") or {}, container.get("securityContext") or {}
+        )
         if container.get("workingDir"):
             args += ["-w", container["workingDir"]]
         command = container.get("command") or []
@@ -276,6 +300,13 @@ class DockerKubelet:
         if "emptyDir" in vol:
             path = workdir / "empty" / vol["name"]
             path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)  # as the kubelet makes them: any user of the pod writes
+            return str(path)
+        if "persistentVolumeClaim" in vol:
+            path = self.claims[(namespace, vol["persistentVolumeClaim"]["claimName"])]
+            # fsGroup: the kubelet gives the volume to the pod's group (setgid, g+rwx).
+            # Without root here to chown, the folder is opened to all instead.
+            path.chmod(0o2777)
             return str(path)
         if "secret" in vol:
             secret_name = vol["secret"]["secretName"]
@@ -335,6 +366,45 @@ def host_path_problem(path: str, type_: str) -> str | None:
         return None
     actual = next((name for test, name in _FILE_TYPES if test(mode)), "unknown")
     return f"hostPath type check failed: {path} is not a {description}, it's a {actual}"
+
+
+def _field(pod: dict, path: str, node: str) -> str:
+    """The downward API's fieldRef values."""
+    values = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"].get("uid", ""),
+        "spec.nodeName": node,
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.podIP": "127.0.0.1",  # host network
+        "status.hostIP": "127.0.0.1",
+    }
+    if path not in values:
+        raise NotImplementedError(f"fieldRef {path}")
+    return values[path]
+
+
+def _security_args(pod_ctx: dict, ctx: dict) -> list[str]:
+    """`docker run` flags for the pod's and the container's securityContext (the
+    container's wins), so a container that needs more than it asked for fails here too."""
+    args = []
+    user = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    group = ctx.get("runAsGroup", pod_ctx.get("runAsGroup"))
+    if user is not None:
+        args += ["--user", f"{user}:{group}" if group is not None else str(user)]
+    for gid in [pod_ctx.get("fsGroup"), *pod_ctx.get("supplementalGroups", [])]:
+        if gid is not None:
+            args += ["--group-add", str(gid)]
+    if ctx.get("readOnlyRootFilesystem"):
+        args.append("--read-only")
+    if ctx.get("privileged"):
+        args.append("--privileged")
+    if ctx.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    caps = ctx.get("capabilities") or {}
+    args += [f"--cap-drop={c}" for c in caps.get("drop", [])]
+    args += [f"--cap-add={c}" for c in caps.get("add", [])]
+    return args
 
 
 class _PullFailed(Exception):
