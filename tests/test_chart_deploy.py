@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.service import REPO
 from tests.test_chart import CHART, NAMESPACE, RELEASE, find, helm, run_helm, secret_data
 
 __all__ = ["helm"]  # the session fixture, shared with test_chart
@@ -138,3 +139,25 @@ def test_database_volume_can_be_an_empty_dir(helm, tmp_path):
         v["name"]: v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     }
     assert volumes["db"] == {"name": "db", "emptyDir": {}}
+
+
+def test_release_workflow_publishes_the_chart_default_image():
+    """The chart's default image is <image.name>:<appVersion>; the release workflow
+    pushes exactly that, with the chart versioned as the image (chartpress-style)."""
+    from r2dservice._version import __version__
+
+    workflow = yaml.safe_load(Path(REPO, ".github", "workflows", "release.yaml").read_text())
+    values = yaml.safe_load(Path(CHART, "values.yaml").read_text())
+    chart = yaml.safe_load(Path(CHART, "Chart.yaml").read_text())
+    assert workflow["env"]["IMAGE"] == values["image"]["name"]
+    assert values["image"]["tag"] == ""  # the chart's appVersion
+    assert chart["appVersion"] == __version__
+    steps = workflow["jobs"]["release"]["steps"]
+    [image_step] = [s for s in steps if s.get("name") == "The service image"]
+    assert image_step["with"]["tags"] == "${{ env.IMAGE }}:${{ steps.version.outputs.version }}"
+    [version_step] = [s for s in steps if s.get("id") == "version"]
+    assert "r2dservice/_version.py" in version_step["run"]
+    assert "appVersion" in version_step["run"] and "^version:" in version_step["run"]
+    # the Dockerfile it builds is the one the end-to-end test runs
+    assert image_step["with"]["context"] == "."
+    assert Path(REPO, "Dockerfile").exists()
