@@ -49,6 +49,8 @@ VALUE_SETS: dict[str, dict] = {
         "build": {
             "namespace": "binder-builds",
             "image": {"pullPolicy": "IfNotPresent", "pullSecrets": ["quay-pull"]},
+            # a Docker daemon the operator runs on the nodes
+            "daemon": {"type": "host"},
             "dockerHost": "/var/run/dind/docker.sock",
             "nodeSelector": {"hub.jupyter.org/node-purpose": "user"},
             "tolerations": [
@@ -87,7 +89,24 @@ VALUE_SETS: dict[str, dict] = {
             "existingSecret": {"name": "hub", "key": "hub.services.builds.apiToken"},
         },
         "registry": {"existingSecret": "registry-config", "existingSecretKey": "config.json"},
-        "build": {"dockerHost": ""},
+        "build": {"daemon": {"type": "external"}, "dockerHost": ""},
+    },
+    # The rootless build daemon, where the cluster allows user namespaces.
+    "rootless-daemon": {
+        "imagePrefix": "127.0.0.1:5000/r2d-",
+        "build": {
+            "daemon": {
+                "type": "rootless",
+                "extraArgs": ["--mtu=1400"],
+                "resources": {"requests": {"cpu": "1"}},
+                "imageCleaner": {"diskHighPercent": 70, "diskLowPercent": 50},
+            },
+            "nodeSelector": {"hub.jupyter.org/node-purpose": "user"},
+            "networkPolicy": {
+                "egressAllowRules": {"privateIPs": True},
+                "egress": [{"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}],
+            },
+        },
     },
     # Builds as a repo2docker process in the service's pod, against the node's Docker.
     "local-builder": {
@@ -422,7 +441,11 @@ def test_labels_and_selectors(helm, name, tmp_path_factory):
 def test_default_resources(helm, tmp_path_factory):
     docs = render(helm, "defaults", tmp_path_factory)
     assert kinds(docs) == [
+        ("ConfigMap", f"{RELEASE}-image-cleaner"),
+        ("DaemonSet", f"{RELEASE}-build-daemon"),
         ("Deployment", RELEASE),
+        ("NetworkPolicy", f"{RELEASE}-build"),
+        ("NetworkPolicy", f"{RELEASE}-build-daemon"),
         ("PersistentVolumeClaim", f"{RELEASE}-db"),
         ("Role", RELEASE),
         ("RoleBinding", RELEASE),
@@ -599,7 +622,7 @@ def test_local_builder_mounts_the_docker_socket(helm, tmp_path_factory):
 
 def test_network_policy_pdb_and_metrics_token(helm, tmp_path_factory):
     docs = render(helm, "network-policy", tmp_path_factory)
-    policy = find(docs, "NetworkPolicy")
+    policy = find(docs, "NetworkPolicy", RELEASE)
     assert (
         policy["spec"]["podSelector"]["matchLabels"]
         == find(docs, "Deployment")["spec"]["selector"]["matchLabels"]

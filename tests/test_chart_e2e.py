@@ -9,10 +9,13 @@ Dockerfile makes (dev/service-image.sh), with the rendered Secrets in the stand-
 (tests/fakes/kubeapi.py). A build requested through that pod makes a build pod, which the
 same kubelet runs with the build daemon's socket, and the image lands in the registry.
 
-Two things differ from a cluster, on purpose and visible below: the service reaches the
-stand-in API by its URL (`config.KubernetesBuilder.k8s_api_url`, as it would through
-`kubectl proxy`; the Role is checked call by call in test_chart.py), and, as every pod
-here shares the host's network, it listens on a free port (`config.R2DService.port`).
+Three things differ from a cluster, on purpose and visible below: the build daemon is
+the machine's own Docker engine (daemon.type host; the dind DaemonSet is rendered and
+validated in test_chart_deploy.py, but a privileged dockerd would share this machine's
+network with other tests); the service reaches the stand-in API by its URL
+(`config.KubernetesBuilder.k8s_api_url`, as it would through `kubectl proxy`; the Role
+is checked call by call in test_chart.py); and, as every pod here shares the host's
+network, it listens on a free port (`config.R2DService.port`).
 """
 
 from __future__ import annotations
@@ -152,6 +155,9 @@ async def test_chart_runs_and_builds_through_the_service_pod(
             "build": {
                 "namespace": BUILD_NS,
                 "image": {"name": "r2dservice-repo2docker", "tag": "local", "pullPolicy": "Never"},
+                # This machine's Docker engine, as the node's ("host"): a privileged
+                # dockerd (the default, "dind") cannot run beside others' tests here.
+                "daemon": {"type": "host"},
                 "dockerHost": docker_socket(),
                 # repo2docker's offline configuration (base image, buildpacks)
                 "extraVolumes": [

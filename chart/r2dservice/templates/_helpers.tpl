@@ -181,6 +181,7 @@ environment variables from the Secret, or as files.
 {{- $registrySecret := include "r2dservice.registrySecretName" . }}
 {{- $buildLabels := merge (dict "app.kubernetes.io/instance" .Release.Name) (deepCopy .Values.build.extraLabels) }}
 {{- $build := merge (dict
+    "dockerHost" (include "r2dservice.buildDockerHost" .)
     "namespace" (include "r2dservice.buildNamespace" .)
     "extraLabels" $buildLabels
     "pushSecret" $registrySecret
@@ -208,4 +209,73 @@ environment variables from the Secret, or as files.
     "release" (dict "name" .Release.Name "namespace" .Release.Namespace "fullname" (include "r2dservice.fullname" .))
 }}
 {{- $values | toPrettyJson }}
+{{- end }}
+
+{{- /*
+The build daemon: its folder on the node (per release, so two releases never share a
+socket), the image, and the Docker API the build pods get ("" for none).
+*/}}
+{{- define "r2dservice.daemonEnabled" -}}
+{{- if and (eq .Values.builder "kubernetes") (has .Values.build.daemon.type (list "dind" "rootless")) }}true{{ end }}
+{{- end }}
+{{- define "r2dservice.daemonHostDir" -}}
+/var/run/r2dservice/{{ .Release.Namespace }}-{{ include "r2dservice.fullname" . }}
+{{- end }}
+{{- define "r2dservice.daemonDataDir" -}}
+/var/lib/r2dservice/{{ .Release.Namespace }}-{{ include "r2dservice.fullname" . }}
+{{- end }}
+{{- define "r2dservice.daemonImage" -}}
+{{- $d := .Values.build.daemon }}
+{{- $tag := $d.image.tag | default (ternary "28.5-dind-rootless" "28.5-dind" (eq $d.type "rootless")) }}
+{{- printf "%s:%s" $d.image.name $tag }}
+{{- end }}
+{{- define "r2dservice.buildDockerHost" -}}
+{{- if include "r2dservice.daemonEnabled" . }}
+{{- include "r2dservice.daemonHostDir" . }}/docker.sock
+{{- else if eq .Values.build.daemon.type "host" }}
+{{- .Values.build.dockerHost | default "/var/run/docker.sock" }}
+{{- else }}
+{{- .Values.build.dockerHost }}
+{{- end }}
+{{- end }}
+
+{{- /* Egress rules from egressAllowRules (one policy style for the service and builds). */}}
+{{- define "r2dservice.egressRules" -}}
+{{- $allow := .allow }}
+{{- $private := list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "100.64.0.0/10" }}
+{{- $metadata := "169.254.169.254/32" }}
+{{- if $allow.dnsPorts }}
+# Name lookups (kube-dns / CoreDNS).
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+{{- if $allow.privateIPs }}
+- to:
+    {{- range $private }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+{{- end }}
+{{- if $allow.nonPrivateIPs }}
+# The internet, not the private ranges or the cloud metadata server.
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range $private }}
+          - {{ . }}
+          {{- end }}
+          - {{ $metadata }}
+{{- end }}
+{{- if $allow.cloudMetadataServer }}
+- to:
+    - ipBlock:
+        cidr: {{ $metadata }}
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
