@@ -618,7 +618,14 @@ class KubernetesBuilder(Repo2DockerBuilder):
                         f"The build pod could not start within {_duration(self.pending_grace)}: "
                         f"{run.stuck}\n"
                     )
-                waiting = pod is not None and not is_running(pod) and not is_finished(pod)
+                # Not started and no waiting reason that says why (those have their
+                # own clock above): only the Events can tell.
+                waiting = (
+                    pod is not None
+                    and run.stuck_since is None
+                    and not is_running(pod)
+                    and not is_finished(pod)
+                )
                 if (
                     waiting
                     and now >= late
