@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import os
 import re
@@ -44,9 +45,12 @@ VALUE_SETS: dict[str, dict] = {
         "concurrentBuildLimit": 7,
         "maxQueueLength": 50,
         "replicas": 2,
+        "db": {"url": "postgresql+psycopg://r2d:pw@postgres/r2d"},
         "build": {
             "namespace": "binder-builds",
             "image": {"pullPolicy": "IfNotPresent", "pullSecrets": ["quay-pull"]},
+            # a Docker daemon the operator runs on the nodes
+            "daemon": {"type": "host"},
             "dockerHost": "/var/run/dind/docker.sock",
             "nodeSelector": {"hub.jupyter.org/node-purpose": "user"},
             "tolerations": [
@@ -85,7 +89,24 @@ VALUE_SETS: dict[str, dict] = {
             "existingSecret": {"name": "hub", "key": "hub.services.builds.apiToken"},
         },
         "registry": {"existingSecret": "registry-config", "existingSecretKey": "config.json"},
-        "build": {"dockerHost": ""},
+        "build": {"daemon": {"type": "external"}, "dockerHost": ""},
+    },
+    # The rootless build daemon, where the cluster allows user namespaces.
+    "rootless-daemon": {
+        "imagePrefix": "127.0.0.1:5000/r2d-",
+        "build": {
+            "daemon": {
+                "type": "rootless",
+                "extraArgs": ["--mtu=1400"],
+                "resources": {"requests": {"cpu": "1"}},
+                "imageCleaner": {"diskHighPercent": 70, "diskLowPercent": 50},
+            },
+            "nodeSelector": {"hub.jupyter.org/node-purpose": "user"},
+            "networkPolicy": {
+                "egressAllowRules": {"privateIPs": True},
+                "egress": [{"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}],
+            },
+        },
     },
     # Builds as a repo2docker process in the service's pod, against the node's Docker.
     "local-builder": {
@@ -199,9 +220,15 @@ def render(helm: str, name: str, tmp_path_factory) -> list[dict]:
     return copy.deepcopy(_rendered[name])
 
 
-def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
+def find(
+    docs: list[dict], kind: str, name: str | None = None, namespace: str | None = None
+) -> dict:
     found = [
-        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (namespace is None or d["metadata"].get("namespace", NAMESPACE) == namespace)
     ]
     assert len(found) == 1, (
         f"{len(found)} {kind} {name or ''} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
@@ -307,7 +334,7 @@ READ_SETTINGS = textwrap.dedent(
         "max_queue_length": app.build_manager.max_queue_length,
         "keepalive_interval": app.keepalive_interval,
         "metrics_token": app.metrics_token, "log_level": app.log_level,
-        "auth_enabled": app.auth_enabled,
+        "auth_enabled": app.auth_enabled, "db_url": app.db_url,
     }
     if a is not None:
         h = a.hub_auth
@@ -414,7 +441,12 @@ def test_labels_and_selectors(helm, name, tmp_path_factory):
 def test_default_resources(helm, tmp_path_factory):
     docs = render(helm, "defaults", tmp_path_factory)
     assert kinds(docs) == [
+        ("ConfigMap", f"{RELEASE}-image-cleaner"),
+        ("DaemonSet", f"{RELEASE}-build-daemon"),
         ("Deployment", RELEASE),
+        ("NetworkPolicy", f"{RELEASE}-build"),
+        ("NetworkPolicy", f"{RELEASE}-build-daemon"),
+        ("PersistentVolumeClaim", f"{RELEASE}-db"),
         ("Role", RELEASE),
         ("RoleBinding", RELEASE),
         ("Secret", RELEASE),
@@ -431,14 +463,13 @@ def test_default_resources(helm, tmp_path_factory):
         "prometheus.io/path": "/services/binder/metrics",
         "prometheus.io/port": "8585",
     }
-    assert set(secret_data(find(docs, "Secret"))) == {
-        "r2dservice_config.py",
-        "values.json",
-        "hub.apiToken",
-        "auth.cookieSecret",
+    # Nothing generated: every render is the same (GitOps, helm upgrade).
+    assert set(secret_data(find(docs, "Secret"))) == {"r2dservice_config.py", "values.json"}
+    pvc = find(docs, "PersistentVolumeClaim")
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
     }
-    for key in ("hub.apiToken", "auth.cookieSecret"):
-        assert re.fullmatch("[0-9a-f]{64}", secret_data(find(docs, "Secret"))[key])
 
 
 def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
@@ -458,12 +489,11 @@ def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
         "JUPYTERHUB_CLIENT_ID": "service-binder",
         "TRAITLETS_APPLICATION_RAISE_CONFIG_FILE_ERROR": "1",
     }
+    # The token zero-to-jupyterhub generates for the hub.services entry, from its Secret.
     assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"] == {
-        "secretKeyRef": {"name": RELEASE, "key": "hub.apiToken"}
+        "secretKeyRef": {"name": "hub", "key": "hub.services.binder.apiToken"}
     }
-    assert env["R2DSERVICE_COOKIE_SECRET"]["valueFrom"] == {
-        "secretKeyRef": {"name": RELEASE, "key": "auth.cookieSecret"}
-    }
+    assert "R2DSERVICE_COOKIE_SECRET" not in env  # derived from the token
     assert c["livenessProbe"]["httpGet"] == {"path": "/services/binder/versions", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/services/binder/health", "port": "http"}
     assert c["securityContext"] == {
@@ -476,7 +506,13 @@ def test_deployment_runs_an_external_hub_service(helm, tmp_path_factory):
     assert pod["spec"]["automountServiceAccountToken"] is True
     assert pod["spec"]["serviceAccountName"] == RELEASE
     assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
-    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/r2dservice", "/tmp"}
+    # the configuration, a writable /tmp, and the build records' volume
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {
+        "/etc/r2dservice",
+        "/tmp",
+        "/srv/r2dservice",
+    }
+    assert find(docs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
@@ -496,6 +532,8 @@ def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
             "resources": ["secrets"],
             "verbs": ["create", "list", "patch", "delete"],
         },
+        # why a late build pod does not start (FailedMount, FailedScheduling)
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     binding = find(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == "binder-builds"
@@ -511,7 +549,7 @@ def test_rbac_in_the_build_namespace(helm, tmp_path_factory):
 
 def test_registry_secret_from_credentials(helm, tmp_path_factory):
     docs = render(helm, "kubernetes-credentials", tmp_path_factory)
-    secret = find(docs, "Secret", f"{RELEASE}-registry")
+    secret = find(docs, "Secret", f"{RELEASE}-registry", NAMESPACE)
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
     config = json.loads(secret_data(secret)[".dockerconfigjson"])
     # The auths key is the registry host of imagePrefix.
@@ -584,7 +622,7 @@ def test_local_builder_mounts_the_docker_socket(helm, tmp_path_factory):
 
 def test_network_policy_pdb_and_metrics_token(helm, tmp_path_factory):
     docs = render(helm, "network-policy", tmp_path_factory)
-    policy = find(docs, "NetworkPolicy")
+    policy = find(docs, "NetworkPolicy", RELEASE)
     assert (
         policy["spec"]["podSelector"]["matchLabels"]
         == find(docs, "Deployment")["spec"]["selector"]["matchLabels"]
@@ -662,10 +700,13 @@ def test_schema_rejects_typos_and_wrong_types(helm, args, message, tmp_path):
 
 def test_template_errors_say_what_to_fix(helm, tmp_path):
     proc = run_helm(
-        helm, "template", RELEASE, CHART, "--set", "hub.existingSecret.name=hub", tmp_path=tmp_path
+        helm, "template", RELEASE, CHART, "--set", "hub.existingSecret.name=", tmp_path=tmp_path
     )
     assert proc.returncode != 0
-    assert "hub.existingSecret.key is required" in proc.stderr
+    assert "hub.existingSecret.name is empty and hub.apiToken too" in proc.stderr
+    proc = run_helm(helm, "template", RELEASE, CHART, "--set", "replicas=2", tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert "replicas > 1 share one history: set db.url" in proc.stderr
     proc = run_helm(
         helm,
         "template",
@@ -837,14 +878,20 @@ def test_service_settings_kubernetes(helm, tmp_path_factory, tmp_path):
     assert s["auth"] == {
         "service_name": "binder",
         "api_url": "http://hub:8081/hub/api",
-        "api_token": secret["hub.apiToken"],
+        "api_token": EXISTING_SECRET_VALUE,
         "client_id": "service-binder",
         "redirect_uri": "/services/binder/oauth_callback",
         "access_scopes": ["access:services!service=binder"],
         "build_scope": "custom:r2dservice:build",
         "admin_scope": "custom:r2dservice:admin",
-        "cookie_secret": secret["auth.cookieSecret"],
+        # derived from the token: the same in every replica and render
+        "cookie_secret": hashlib.sha256(
+            b"r2dservice cookie secret\0" + EXISTING_SECRET_VALUE.encode()
+        ).hexdigest(),
     }
+    # The URL with its password comes from the Secret, not values.json.
+    assert secret["db.url"] == s["db_url"] == "postgresql+psycopg://r2d:pw@postgres/r2d"
+    assert "pw@" not in secret["values.json"]
     b = s["builder_settings"]
     assert b["namespace"] == "binder-builds"
     assert b["build_image"] == "quay.io/jupyterhub/repo2docker:2026.04.0"
@@ -902,6 +949,8 @@ def test_service_settings_defaults(helm, tmp_path_factory, tmp_path):
     assert s["builder_settings"]["namespace"] == NAMESPACE
     assert s["builder_settings"]["push_secret"] == ""
     assert s["auth_enabled"] is True and s["log_level"] == 20
+    # build records outlive the pod: sqlite on the chart's volume
+    assert s["db_url"] == "sqlite:////srv/r2dservice/r2dservice.sqlite"
 
 
 def test_extra_config_errors_name_the_snippet(helm, tmp_path):
@@ -1042,11 +1091,14 @@ def check_with_jupyterhub(hub_values: dict) -> None:
 
 
 def test_notes_print_the_hub_values(helm, tmp_path):
-    notes, docs = notes_and_manifest(helm, tmp_path, "--set", "imagePrefix=127.0.0.1:5000/r2d-")
+    notes, docs = notes_and_manifest(
+        helm, tmp_path, "--set", "imagePrefix=127.0.0.1:5000/r2d-,hub.apiToken=chosen-token"
+    )
     assert "WARNING" not in notes
     hub_values = run_snippet(notes, docs, tmp_path)
     service = find(docs, "Service")
     token = secret_data(find(docs, "Secret", RELEASE))["hub.apiToken"]
+    assert token == "chosen-token"
     assert hub_values["hub"]["services"] == {
         "binder": {
             "url": f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}",
@@ -1072,11 +1124,10 @@ def test_notes_print_the_hub_values(helm, tmp_path):
 
 
 def test_notes_with_a_token_from_the_hub(helm, tmp_path):
+    """The default: no token to copy, the hub makes it."""
     notes, docs = notes_and_manifest(
         helm,
         tmp_path,
-        "--set",
-        "hub.existingSecret.name=hub,hub.existingSecret.key=hub.services.binder.apiToken",
         "--set",
         "auth.adminScope=",
         "--set",
@@ -1127,6 +1178,9 @@ async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
     async with FakeKubeAPI() as kube:
         builder = KubernetesBuilder(k8s_api_url=kube.url, namespace=ns, push_secret="push")
         builder.finished_pod_linger = 0
+        # late at once: the build reads its pod's Events while it waits
+        builder.pending_grace = 0
+        builder.events_interval = builder.poll_interval = 0.05
         await builder.start()
         try:
             url = "https://u:tok@git.example/o/r"
@@ -1148,6 +1202,8 @@ async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
                 await asyncio.sleep(0.01)
             else:
                 raise AssertionError("the builder made no credentials Secret for its pod")
+            while not kube.stats["event-list"].requests:
+                await asyncio.sleep(0.01)
             kube.start_container(req.name, namespace=ns)
             kube.log(req.name, '{"phase": "building", "message": "hi"}', namespace=ns)
             kube.finish(req.name, 0, namespace=ns)
@@ -1159,4 +1215,5 @@ async def test_rbac_grants_every_call_the_builder_makes(helm, tmp_path_factory):
     used = {_rbac_verb(m, p) for m, p in kube.request_log if p.startswith("/api/")}
     assert ("secrets", "create") in used and ("secrets", "patch") in used
     assert ("secrets", "delete") in used and ("secrets", "list") in used
+    assert ("events", "list") in used
     assert used <= allowed, used - allowed

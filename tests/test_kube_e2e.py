@@ -210,10 +210,10 @@ async def test_request_credentials_reach_git_through_a_build_secret(cluster, inf
     subprocess.run(["docker", "image", "rm", "-f", request.image_name], capture_output=True)
 
 
-async def test_missing_secret_is_a_create_container_config_error(cluster, infra, run_id):
+async def test_missing_env_secret_is_a_create_container_config_error(cluster, infra, run_id):
     """As a real kubelet: an env var from a Secret that is not there keeps the container
-    waiting (CreateContainerConfigError 'secret ... not found'); the build fails after
-    pending_grace with that reason."""
+    waiting (CreateContainerConfigError 'secret ... not found'; a volume from one is a
+    FailedMount instead, below); the build fails after pending_grace with that reason."""
     kube, _kubelet, server, builder = cluster
     kube.secrets.pop((NS, "git-creds"))
     builder.pending_grace = 3
@@ -223,4 +223,44 @@ async def test_missing_secret_is_a_create_container_config_error(cluster, infra,
     with pytest.raises(BuildFailed) as e:
         await asyncio.wait_for(builder.build(request, events.append), 120)
     assert 'CreateContainerConfigError: secret "git-creds" not found' in e.value.message
+    assert ("Failed", 'Error: secret "git-creds" not found') in [
+        (ev["reason"], ev["message"]) for ev in kube.events_for(request.name, NS)
+    ]
+    await kube.wait_gone(request.name, NS, timeout=30)
+
+
+async def test_missing_docker_socket_fails_within_grace_naming_it(cluster, infra, run_id, tmp_path):
+    """A node without the Docker socket (containerd nodes; binderhub#1343): the kubelet
+    leaves the pod in ContainerCreating with a FailedMount Event, and the build fails
+    after pending_grace with that Event, not after build_timeout."""
+    kube, kubelet, server, builder = cluster
+    builder.pending_grace = 3
+    builder.events_interval = 1
+    builder.docker_host = str(tmp_path / "no-docker.sock")
+    sha = make_repo(server.root / "nosocket", {"Dockerfile": f"FROM {infra['base_image']}\n"})
+    request = request_for(builder, infra, run_id, server.url("nosocket"), sha, "nosocket")
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(builder.build(request, [].append), 60)
+    message = e.value.message
+    assert "could not start within 3 seconds" in message, message
+    assert 'FailedMount: MountVolume.SetUp failed for volume "docker-socket"' in message
+    assert f"hostPath {tmp_path / 'no-docker.sock'} doesn't exist" in message
+    assert request.name not in kubelet.docker_args  # never ran
+    await kube.wait_gone(request.name, NS, timeout=30)
+
+
+async def test_missing_push_secret_fails_within_grace_naming_it(cluster, infra, run_id):
+    """The push Secret is not in the build pods' namespace (binderhub#810): FailedMount."""
+    kube, kubelet, server, builder = cluster
+    kube.secrets.pop((NS, "push-creds"))
+    builder.pending_grace = 3
+    builder.events_interval = 1
+    sha = make_repo(server.root / "nopush", {"Dockerfile": f"FROM {infra['base_image']}\n"})
+    request = request_for(builder, infra, run_id, server.url("nopush"), sha, "nopush")
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(builder.build(request, [].append), 60)
+    assert 'volume "push-secret" : secret "push-creds" not found' in e.value.message
+    pod_events = [ev["reason"] for ev in kube.events_for(request.name, NS)]
+    assert "FailedMount" in pod_events and "Started" not in pod_events
+    assert "CreateContainerConfigError" not in str(kube.events_for(request.name, NS))
     await kube.wait_gone(request.name, NS, timeout=30)

@@ -65,6 +65,7 @@ def make_builder(kube: FakeKubeAPI, **traits) -> KubernetesBuilder:
     b.log_drain_timeout = 5
     b.watch_timeout_seconds = 30
     b.poll_interval = 0.2
+    b.events_interval = 0.2
     b.finished_pod_linger = 0.05
     return b
 
@@ -349,6 +350,127 @@ async def test_unschedulable_fails_after_grace(kube):
         )
         with pytest.raises(BuildFailed, match="Insufficient memory"):
             await asyncio.wait_for(task, 10)
+    finally:
+        await b.stop()
+
+
+async def fails_fast(task, grace: float) -> BuildFailed:
+    """The build fails, within a little more than its pending_grace."""
+    t0 = time.monotonic()
+    with pytest.raises(BuildFailed) as e:
+        await asyncio.wait_for(task, grace + 10)
+    assert time.monotonic() - t0 < grace + 3
+    assert "could not start within" in e.value.message
+    return e.value
+
+
+async def test_missing_docker_socket_fails_after_grace_with_failed_mount(kube):
+    """binderhub#1343: a node without the Docker socket. The kubelet leaves the pod in
+    ContainerCreating with no waiting reason; only its Events say FailedMount."""
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, events = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.schedule(req.name, namespace=NS)
+        message = (
+            'MountVolume.SetUp failed for volume "docker-socket" : '
+            "hostPath /var/run/docker.sock doesn't exist"
+        )
+        for _ in range(3):  # the kubelet retries; its recorder counts
+            kube.record_event(req.name, "FailedMount", message, namespace=NS)
+        error = await fails_fast(task, 1)
+        assert f"FailedMount: {message} (seen 3 times)" in error.message
+        await kube.wait_gone(req.name, NS)
+    finally:
+        await b.stop()
+
+
+async def test_missing_push_secret_volume_fails_after_grace_naming_it(kube):
+    """binderhub#810: the Secret is not in the build pods' namespace."""
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, _ = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.schedule(req.name, namespace=NS)
+        kube.record_event(
+            req.name,
+            "FailedMount",
+            'MountVolume.SetUp failed for volume "push-secret" : secret "push-creds" not found',
+            namespace=NS,
+        )
+        error = await fails_fast(task, 1)
+        assert 'secret "push-creds" not found' in error.message
+    finally:
+        await b.stop()
+
+
+async def test_failed_scheduling_event_fails_after_grace(kube):
+    """A Pending pod the scheduler gave up on (say, a PersistentVolumeClaim it cannot
+    bind) without an Unschedulable condition: the Event says why."""
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, _ = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.record_event(
+            req.name,
+            "FailedScheduling",
+            "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.",
+            component="default-scheduler",
+            namespace=NS,
+        )
+        error = await fails_fast(task, 1)
+        assert "FailedScheduling: 0/2 nodes are available" in error.message
+    finally:
+        await b.stop()
+
+
+async def test_slow_start_with_normal_latest_event_keeps_waiting(kube):
+    """Past the grace, but the latest Event is Normal (a big image still pulling): the
+    pod is on its way, so the build waits and succeeds. An earlier Warning that the
+    kubelet got past does not count."""
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        task, _ = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.schedule(req.name, namespace=NS)
+        kube.record_event(req.name, "FailedMount", "transient", namespace=NS)
+        kube.record_event(
+            req.name, "Pulling", 'Pulling image "quay.io/x"', type="Normal", namespace=NS
+        )
+        await asyncio.sleep(2)
+        assert not task.done()
+        reads = kube.stats["event-list"].requests
+        assert 1 <= reads <= 15  # read now and then, not in a busy loop
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(task, 10)
+    finally:
+        await b.stop()
+
+
+async def test_events_of_an_older_pod_of_the_same_name_do_not_count(kube):
+    b = make_builder(kube, pending_grace=1)
+    await b.start()
+    try:
+        req = make_request()
+        # What an earlier pod of this name left behind (Events outlive pods by an hour).
+        kube.record_event(req.name, "FailedMount", "old news", namespace=NS)
+        task, _ = start_build(b, req)
+        await kube.wait_for_pod(req.name, NS)
+        kube.schedule(req.name, namespace=NS)
+        await asyncio.sleep(1.6)
+        assert not task.done()
+        await run_pod_to_success(kube, req.name)
+        await asyncio.wait_for(task, 10)
+        query = [q for m, q in kube.request_log if "/events" in q]
+        assert query and all("involvedObject.uid" in q for q in query)
     finally:
         await b.stop()
 

@@ -1,6 +1,7 @@
 """KubernetesBuilder: every build is a pod running repo2docker.
 
-One shared watch (podwatch.PodWatch) tells every build how its pod is doing; one log
+One shared watch (podwatch.PodWatch) tells every build how its pod is doing (and
+podevents why one is late to start); one log
 follower (podlogs.LogFollower) per running build turns the container's log into events.
 The pod is named after the image, so creating it twice (another replica, a restarted
 service) finds it (409) and joins it. A build ends when its container has exited:
@@ -40,6 +41,7 @@ from .objects import (
     to_dict,
     waiting_message,
 )
+from .podevents import read_pod_events, warning_reason
 from .podlogs import LogFollower
 from .podwatch import VANISHED, PodWatch, backoff_delays
 from .repo2docker import Repo2DockerBuilder, Repo2DockerOutput
@@ -207,8 +209,10 @@ class KubernetesBuilder(Repo2DockerBuilder):
 
     pending_grace = Integer(
         300,
-        help="Seconds a build pod may be stuck (ImagePullBackOff, ErrImagePull, "
-        "unschedulable, missing Secret...) before its build fails.",
+        help="Seconds a build pod may be stuck before its build fails: in a waiting state "
+        "that does not clear by itself (ImagePullBackOff, CreateContainerConfigError, "
+        "unschedulable), or not started this long after its creation with a Warning as "
+        "its latest Event (FailedMount of the Docker socket or a Secret, FailedScheduling).",
     ).tag(config=True)
 
     max_age = Integer(
@@ -228,6 +232,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
     finished_pod_linger = 5.0
     create_attempts = 5
     poll_interval = 5.0  # a build re-checks its deadlines this often without events
+    events_interval = 15.0  # a late pod's Events are read at most this often
     backoff_base = 0.5
     backoff_cap = 30.0
     node_memory = 12 * 3600  # sticky builds remember nodes seen this long
@@ -579,6 +584,10 @@ class KubernetesBuilder(Repo2DockerBuilder):
         """Follow the pod through the shared watch until its container ends; then decide."""
         run = _Run(request, emit)
         deadline = created + self.build_timeout if self.build_timeout else None
+        # Past this (wall clock, like `created`), a pod that has not started is asked
+        # why in its Events: FailedMount and FailedScheduling show nowhere else.
+        late = created + self.pending_grace
+        events_read = 0.0  # monotonic time of the last read
         following_since = time.monotonic()
         pod = self._watch.pods.get(request.name)
         if pod is not None and uid not in (None, pod["metadata"].get("uid")):
@@ -609,11 +618,39 @@ class KubernetesBuilder(Repo2DockerBuilder):
                         f"The build pod could not start within {_duration(self.pending_grace)}: "
                         f"{run.stuck}\n"
                     )
+                # Not started and no waiting reason that says why (those have their
+                # own clock above): only the Events can tell.
+                waiting = (
+                    pod is not None
+                    and run.stuck_since is None
+                    and not is_running(pod)
+                    and not is_finished(pod)
+                )
+                if (
+                    waiting
+                    and now >= late
+                    and time.monotonic() - events_read >= self.events_interval
+                ):
+                    events_read = time.monotonic()
+                    reason = warning_reason(
+                        await read_pod_events(self._core, self.namespace, request.name, uid)
+                    )
+                    if reason:
+                        await self._delete_pod(request.name)
+                        raise BuildFailed(
+                            "The build pod could not start within "
+                            f"{_duration(self.pending_grace)}: {reason}\n"
+                        )
                 wait = (
                     self.poll_interval
                     if deadline is None
                     else max(0.0, min(self.poll_interval, deadline - now))
                 )
+                if waiting:
+                    next_read = max(
+                        late - now, events_read + self.events_interval - time.monotonic()
+                    )
+                    wait = min(wait, max(0.0, next_read) + 0.01)
                 if run.stuck_since is not None:
                     wait = min(
                         wait,

@@ -19,6 +19,12 @@ for a pod client (kubernetes_asyncio, kubectl-style JSON) to not know the differ
   must be base64 (400 otherwise, as the API's JSON decoding says), `stringData` is
   folded into `data` on create; the garbage collector deletes a Secret whose
   ownerReferences name a pod (by uid) that is gone, or is deleted;
+- events (core/v1): list and watch, in a namespace or across namespaces, with
+  `fieldSelector` on the fields the real API indexes (`involvedObject.name`,
+  `involvedObject.uid`, `reason`, `type`, ...; any other field answers 400 "field label
+  not supported"); record_event() plays the kubelet's and scheduler's recorder, which
+  folds a repeat of the same event into `count` and `lastTimestamp`. Pods take
+  `fieldSelector` too (`metadata.name`, `spec.nodeName`, `status.phase`);
 - Status objects for errors (404 NotFound, 409 AlreadyExists, 422 Invalid, 500...).
   Created pods are validated with kubernetes-validate --strict, like the real API
   rejects unknown fields (with fieldValidation=Strict).
@@ -137,11 +143,77 @@ def parse_selector(selector: str) -> Callable[[dict], bool]:
     return lambda labels: all(c(labels) for c in checks)
 
 
+# Field labels the API server indexes, per kind (pkg/apis/core/v1/conversion.go); any
+# other answers 400 "field label not supported". "source" is source.component.
+FIELD_LABELS = {
+    "Pod": {
+        "metadata.name": ("metadata", "name"),
+        "metadata.namespace": ("metadata", "namespace"),
+        "spec.nodeName": ("spec", "nodeName"),
+        "spec.restartPolicy": ("spec", "restartPolicy"),
+        "spec.schedulerName": ("spec", "schedulerName"),
+        "spec.serviceAccountName": ("spec", "serviceAccountName"),
+        "status.phase": ("status", "phase"),
+        "status.podIP": ("status", "podIP"),
+        "status.nominatedNodeName": ("status", "nominatedNodeName"),
+    },
+    "Event": {
+        "metadata.name": ("metadata", "name"),
+        "metadata.namespace": ("metadata", "namespace"),
+        "involvedObject.kind": ("involvedObject", "kind"),
+        "involvedObject.namespace": ("involvedObject", "namespace"),
+        "involvedObject.name": ("involvedObject", "name"),
+        "involvedObject.uid": ("involvedObject", "uid"),
+        "involvedObject.apiVersion": ("involvedObject", "apiVersion"),
+        "involvedObject.resourceVersion": ("involvedObject", "resourceVersion"),
+        "involvedObject.fieldPath": ("involvedObject", "fieldPath"),
+        "reason": ("reason",),
+        "reportingComponent": ("reportingComponent",),
+        "source": ("source", "component"),
+        "type": ("type",),
+    },
+}
+
+
+def parse_field_selector(selector: str, kind: str) -> Callable[[dict], bool]:
+    """A predicate on an object for a field selector (`f=v`, `f==v`, `f!=v`, comma-joined)."""
+    checks = []
+    for term in (t.strip() for t in (selector or "").split(",")):
+        if not term:
+            continue
+        m = re.match(r"^([\w.]+)\s*(==|=|!=)\s*(.*)$", term)
+        if not m:
+            raise ValueError(f"invalid selector: {term!r}; can't understand {term!r}")
+        label, op, value = m.groups()
+        path = FIELD_LABELS[kind].get(label)
+        if path is None:
+            raise ValueError(f"field label not supported: {label}")
+
+        def get(obj, path=path):
+            for part in path:
+                obj = (obj or {}).get(part) if isinstance(obj, dict) else None
+            return "" if obj is None else str(obj)
+
+        if op == "!=":
+            checks.append(lambda obj, g=get, v=value: g(obj) != v)
+        else:
+            checks.append(lambda obj, g=get, v=value: g(obj) == v)
+    return lambda obj: all(c(obj) for c in checks)
+
+
+def _selectors(request: web.Request, kind: str) -> Callable[[dict], bool]:
+    """The labelSelector and fieldSelector of a list or watch, as one predicate on objects."""
+    labels = parse_selector(request.query.get("labelSelector", ""))
+    fields = parse_field_selector(request.query.get("fieldSelector", ""), kind)
+    return lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj)
+
+
 # --- state --------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
 class _Watch:
+    kind: str
     namespace: str | None
     matches: Callable[[dict], bool]
     queue: asyncio.Queue
@@ -190,8 +262,9 @@ class FakeKubeAPI:
         self.rv = 1
         self.pods: dict[tuple[str, str], Pod] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
+        self.events: dict[tuple[str, str], dict] = {}
         self.deleted_secrets: list[tuple[str, str]] = []  # (namespace, name), in order
-        # (rv, type, namespace, pod) for replay; everything at or below compacted_rv is gone
+        # (rv, type, namespace, kind, object) for replay; at or below compacted_rv is gone
         self.history: deque = deque()
         self.compacted_rv = 0
         self._watches: set[_Watch] = set()
@@ -227,6 +300,8 @@ class FakeKubeAPI:
         app.router.add_get(sec + "/{name}", self._get_secret)
         app.router.add_patch(sec + "/{name}", self._patch_secret)
         app.router.add_delete(sec + "/{name}", self._delete_secret)
+        app.router.add_get("/api/v1/namespaces/{ns}/events", self._list_or_watch_events)
+        app.router.add_get("/api/v1/events", self._list_or_watch_events)
         app.router.add_get("/version", self._version)
         app.router.add_get("/fake/stats", self._stats)
         self._runner = web.AppRunner(
@@ -365,7 +440,17 @@ class FakeKubeAPI:
             st["hostIP"] = "10.0.0.1"
             self._set_container_state(pod, {"waiting": {"reason": "ContainerCreating"}})
 
-        return self.patch_pod(name, change, namespace)
+        pod = self.patch_pod(name, change, namespace)
+        self.record_event(
+            name,
+            "Scheduled",
+            f"Successfully assigned {namespace}/{name} to {node}",
+            type="Normal",
+            component="default-scheduler",
+            host="",
+            namespace=namespace,
+        )
+        return pod
 
     def set_unschedulable(
         self,
@@ -387,7 +472,17 @@ class FakeKubeAPI:
                 }
             )
 
-        return self.patch_pod(name, change, namespace)
+        pod = self.patch_pod(name, change, namespace)
+        # The scheduler says it twice: in the condition and in an Event.
+        self.record_event(
+            name,
+            "FailedScheduling",
+            message,
+            component="default-scheduler",
+            host="",
+            namespace=namespace,
+        )
+        return pod
 
     def set_waiting(
         self, name: str, reason: str, message: str = "", namespace: str = "default"
@@ -475,6 +570,88 @@ class FakeKubeAPI:
     def delete_pod(self, name: str, namespace: str = "default") -> Pod | None:
         """Delete a pod as someone else would (kubectl delete)."""
         return self._remove(namespace, name)
+
+    # --- events ---
+
+    def record_event(
+        self,
+        pod_name: str,
+        reason: str,
+        message: str,
+        *,
+        type: str = "Warning",
+        component: str = "kubelet",
+        host: str | None = None,
+        namespace: str = "default",
+    ) -> dict:
+        """A core/v1 Event about a pod, as the kubelet's (or scheduler's) recorder writes
+        it: a repeat of the same (object, type, reason, message, source) bumps `count` and
+        `lastTimestamp` of the existing Event instead of adding one."""
+        pod = self.pods.get((namespace, pod_name)) or {"metadata": {}, "spec": {}}
+        meta = pod["metadata"]
+        involved = {
+            "kind": "Pod",
+            "namespace": namespace,
+            "name": pod_name,
+            "uid": meta.get("uid", ""),
+            "apiVersion": "v1",
+            "resourceVersion": meta.get("resourceVersion", ""),
+        }
+        host = host if host is not None else pod["spec"].get("nodeName")
+        source = {"component": component, **({"host": host} if host else {})}
+        self.rv += 1
+        now = now_rfc3339()
+        for key, event in self.events.items():
+            if (
+                event["involvedObject"]["uid"] == involved["uid"]
+                and event["involvedObject"]["name"] == pod_name
+                and (event["type"], event["reason"], event["message"], event["source"])
+                == (type, reason, message, source)
+            ):
+                event = copy.deepcopy(event)
+                event["count"] += 1
+                event["lastTimestamp"] = now
+                event["metadata"]["resourceVersion"] = str(self.rv)
+                self.events[key] = event
+                self._emit("MODIFIED", event, "Event")
+                return copy.deepcopy(event)
+        # The recorder names events <object>.<hex of the time>.
+        name = f"{pod_name}.{time.time_ns():x}"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "resourceVersion": str(self.rv),
+                "creationTimestamp": now,
+            },
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": type,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        self.events[(namespace, name)] = event
+        self._emit("ADDED", event, "Event")
+        return copy.deepcopy(event)
+
+    def events_for(self, pod_name: str, namespace: str = "default") -> list[dict]:
+        """The Events about a pod, oldest first (for assertions)."""
+        return [
+            copy.deepcopy(e)
+            for (ns, _), e in sorted(
+                self.events.items(), key=lambda kv: int(kv[1]["metadata"]["resourceVersion"])
+            )
+            if ns == namespace and e["involvedObject"]["name"] == pod_name
+        ]
 
     # --- secrets ---
 
@@ -597,18 +774,18 @@ class FakeKubeAPI:
             log.notify()
         return pod
 
-    def _emit(self, type_: str, pod: Pod) -> None:
+    def _emit(self, type_: str, pod: Pod, kind: str = "Pod") -> None:
         ns = pod["metadata"]["namespace"]
-        self.history.append((self.rv, type_, ns, pod))
+        self.history.append((self.rv, type_, ns, kind, pod))
         while len(self.history) > self.history_limit:
             old = self.history.popleft()
             self.compacted_rv = old[0]
-        labels = pod["metadata"].get("labels") or {}
         for w in self._watches:
-            if (w.namespace is None or w.namespace == ns) and w.matches(labels):
+            if w.kind == kind and (w.namespace is None or w.namespace == ns) and w.matches(pod):
                 w.queue.put_nowait((type_, pod))
-        for q in self._listeners:
-            q.put_nowait((type_, copy.deepcopy(pod)))
+        if kind == "Pod":
+            for q in self._listeners:
+                q.put_nowait((type_, copy.deepcopy(pod)))
 
     def _log_for(self, key) -> _Log:
         if key not in self._logs:
@@ -627,6 +804,8 @@ class FakeKubeAPI:
             if path.endswith("{name}"):
                 return "secret-" + request.method.lower()
             return "secret-create" if request.method == "POST" else "secret-list"
+        if path.endswith("/events"):
+            return "event-watch" if _true(request.query.get("watch")) else "event-list"
         if path.endswith("{name}"):
             return {"GET": "get", "DELETE": "delete"}.get(request.method, request.method)
         if path.endswith("/pods"):
@@ -674,23 +853,27 @@ class FakeKubeAPI:
             "tcp_peak_open": self.tcp_peak_open,
         }
 
-    def _selected(self, namespace: str | None, matches) -> list[Pod]:
+    def _selected(self, namespace: str | None, matches, kind: str = "Pod") -> list[dict]:
+        store = self.pods if kind == "Pod" else self.events
         return [
             p
-            for (ns, _), p in sorted(self.pods.items())
-            if (namespace is None or ns == namespace) and matches(p["metadata"].get("labels") or {})
+            for (ns, _), p in sorted(store.items())
+            if (namespace is None or ns == namespace) and matches(p)
         ]
 
-    async def _list_or_watch(self, request: web.Request):
+    async def _list_or_watch_events(self, request: web.Request):
+        return await self._list_or_watch(request, "Event")
+
+    async def _list_or_watch(self, request: web.Request, kind: str = "Pod"):
         namespace = request.match_info.get("ns")
         try:
-            matches = parse_selector(request.query.get("labelSelector", ""))
+            matches = _selectors(request, kind)
         except ValueError as e:
             return status_response(400, "BadRequest", str(e))
         if _true(request.query.get("watch")):
-            return await self._watch(request, namespace, matches)
+            return await self._watch(request, namespace, matches, kind)
         items = []
-        for p in self._selected(namespace, matches):
+        for p in self._selected(namespace, matches, kind):
             item = dict(p)
             # A list's items carry no kind/apiVersion, as the real API answers.
             item.pop("kind", None)
@@ -698,14 +881,14 @@ class FakeKubeAPI:
             items.append(item)
         return web.json_response(
             {
-                "kind": "PodList",
+                "kind": f"{kind}List",
                 "apiVersion": "v1",
                 "metadata": {"resourceVersion": str(self.rv)},
                 "items": items,
             }
         )
 
-    async def _watch(self, request: web.Request, namespace, matches):
+    async def _watch(self, request: web.Request, namespace, matches, kind: str = "Pod"):
         rv_param = request.query.get("resourceVersion", "")
         bookmarks = _true(request.query.get("allowWatchBookmarks"))
         timeout = request.query.get("timeoutSeconds")
@@ -714,7 +897,7 @@ class FakeKubeAPI:
         initial: list[tuple[str, Pod]] = []
         gone = None
         if rv_param in ("", "0"):
-            initial = [("ADDED", p) for p in self._selected(namespace, matches)]
+            initial = [("ADDED", p) for p in self._selected(namespace, matches, kind)]
         else:
             try:
                 since = int(rv_param)
@@ -726,10 +909,11 @@ class FakeKubeAPI:
             else:
                 initial = [
                     (t, p)
-                    for rv, t, ns, p in self.history
+                    for rv, t, ns, k, p in self.history
                     if rv > since
+                    and k == kind
                     and (namespace is None or ns == namespace)
-                    and matches(p["metadata"].get("labels") or {})
+                    and matches(p)
                 ]
         if gone and self.gone_as_http_status:
             return status_response(410, "Expired", gone)
@@ -742,7 +926,7 @@ class FakeKubeAPI:
             await resp.write_eof()
             return resp
 
-        w = _Watch(namespace, matches, asyncio.Queue(), resp, request)
+        w = _Watch(kind, namespace, matches, asyncio.Queue(), resp, request)
         for item in initial:
             w.queue.put_nowait(item)
         self._watches.add(w)
@@ -763,7 +947,7 @@ class FakeKubeAPI:
                                 {
                                     "type": "BOOKMARK",
                                     "object": {
-                                        "kind": "Pod",
+                                        "kind": kind,
                                         "apiVersion": "v1",
                                         "metadata": {"resourceVersion": str(self.rv)},
                                     },

@@ -1,19 +1,29 @@
 """A kubelet for the stand-in API server: runs the pods it is given on the local Docker engine.
 
-For every pod created in a FakeKubeAPI, DockerKubelet does what a node would: check the
-image is there (ErrImagePull otherwise), turn the pod spec into `docker run` (image,
-command/args, env incl. secretKeyRef, hostPath volumes as bind mounts, secret volumes
-as files, emptyDir as a temporary folder, runAsUser), report Running, stream the
-container's real output into the pod log, and report its real exit code. Deleting the
-pod kills the container. So a test exercises the pod spec the service generated, for real.
+For every pod created in a FakeKubeAPI, DockerKubelet does what a node would, in the
+order a kubelet's SyncPod does it: mount the volumes (hostPath with its `type` check,
+secret volumes as files, emptyDir as a temporary folder), make sure the image is there,
+make the container's configuration (env incl. secretKeyRef, command/args, runAsUser),
+`docker run` it, report Running, stream the container's real output into the pod log,
+and report its real exit code. Deleting the pod kills the container. So a test exercises
+the pod spec the service generated, for real. Each step records the Events a kubelet
+records (Pulled, Created, Started; FailedMount, Failed, BackOff).
 
-Secrets come from the fake API (FakeKubeAPI.add_secret, or what the service creates), read
-when the container is made, as a real kubelet does: an env var from a missing Secret (or
-key) leaves the container waiting with CreateContainerConfigError ('secret "x" not
-found', "couldn't find key k in Secret ns/x"); a missing Secret volume leaves it in
-ContainerCreating (a real kubelet's FailedMount). Either way the kubelet retries, and the
-container starts once the Secret is there.
-Containers use the host's network (the registry on 127.0.0.1:5000, git servers).
+It is as unkind as a real kubelet, because a kinder stand-in hides bugs:
+
+- a volume that cannot be set up (a hostPath that is not there or of the wrong type, a
+  missing Secret or key) leaves the pod in ContainerCreating with a FailedMount Event
+  ('MountVolume.SetUp failed for volume "v" : hostPath /x doesn't exist'), retried and
+  counted, never a waiting reason of its own (kubernetes pkg/volume/hostpath checkType;
+  the kubelet waits in WaitForAttachAndMount before any container is made);
+- an env var from a missing Secret (or key) leaves the container waiting with
+  CreateContainerConfigError ('secret "x" not found', "couldn't find key k in Secret
+  ns/x") and a Failed Event 'Error: ...';
+- a missing image is ErrImagePull then ImagePullBackOff (ErrImageNeverPull with
+  imagePullPolicy Never), with the kubelet's Failed and BackOff Events.
+
+The kubelet retries every `retry_interval`, and the container starts once what was
+missing is there. Containers use the host's network (the registry, git servers).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -49,6 +60,15 @@ class DockerKubelet:
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._loop_task: asyncio.Task | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
+        # PersistentVolumeClaims bound to this node: (namespace, claim) -> folder
+        self.claims: dict[tuple[str, str], Path] = {}
+
+    def add_claim(self, name: str, namespace: str = "default") -> Path:
+        """A bound PersistentVolumeClaim (a folder that outlives the pods using it)."""
+        path = self._tmp / "claims" / namespace / name
+        path.mkdir(parents=True, exist_ok=True)
+        self.claims[(namespace, name)] = path
+        return path
 
     async def start(self) -> DockerKubelet:
         queue = self.api.listen()
@@ -109,28 +129,43 @@ class DockerKubelet:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         key = (ns, name)
         [container] = pod["spec"]["containers"]
-        self.api.schedule(name, self.node, namespace=ns)
-        image = container["image"]
-        if not await self._image_exists(image):
-            self.api.set_waiting(
+        missing = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["spec"].get("volumes", [])
+            if "persistentVolumeClaim" in v
+            and (ns, v["persistentVolumeClaim"]["claimName"]) not in self.claims
+        ]
+        if missing:
+            # The scheduler does not place a pod whose claim does not exist.
+            self.api.set_unschedulable(
                 name,
-                "ErrImagePull",
-                f'pull access denied for "{image}": not on this node',
+                f'0/1 nodes are available: persistentvolumeclaim "{missing[0]}" not found.',
                 namespace=ns,
             )
             return
+        self.api.schedule(name, self.node, namespace=ns)
+        pod = self.api.get_pod(name, ns) or pod
         reported = None
+        backoff = False
         while True:
-            try:
-                run_args = self._run_args(pod, container)
-                break
-            except _MountFailed:
-                state = ("ContainerCreating", "")  # with a FailedMount Event, not a reason
-            except _ConfigError as e:
-                state = ("CreateContainerConfigError", str(e))
             if self.api.get_pod(name, ns) is None:
                 return
-            if state != reported:
+            try:
+                mounts = self._mounts(pod, container)
+                await self._ensure_image(pod, container, backoff)
+                run_args = self._run_args(pod, container, mounts)
+                break
+            except _MountFailed as e:
+                # No waiting reason of its own: the pod just stays ContainerCreating.
+                state = ("ContainerCreating", "")
+                self._event(pod, "FailedMount", str(e))
+            except _PullFailed as e:
+                state = (e.reason, str(e))
+                backoff = e.reason != "ErrImageNeverPull"
+            except _ConfigError as e:
+                state = ("CreateContainerConfigError", str(e))
+                self._event(pod, "Failed", f"Error: {e}")
+            if state != reported and self.api.get_pod(name, ns) is not None:
                 self.api.set_waiting(name, *state, namespace=ns)
                 reported = state
             await asyncio.sleep(self.retry_interval)
@@ -142,6 +177,8 @@ class DockerKubelet:
         if self.api.get_pod(name, ns) is None:  # deleted while we started it
             await self._kill(key)
             return
+        self._event(pod, "Created", f"Created container {container['name']}", "Normal")
+        self._event(pod, "Started", f"Started container {container['name']}", "Normal")
         self.api.start_container(name, namespace=ns, node=self.node)
         logs = await asyncio.create_subprocess_exec(
             self.docker,
@@ -170,13 +207,63 @@ class DockerKubelet:
                 continue
             self.api.log(name, line.decode(errors="replace").rstrip("\n"), namespace=ns)
 
-    def _run_args(self, pod: dict, container: dict) -> list[str]:
+    def _event(self, pod: dict, reason: str, message: str, type_: str = "Warning") -> None:
+        name, ns = pod["metadata"]["name"], pod["metadata"]["namespace"]
+        if self.api.get_pod(name, ns) is not None:
+            self.api.record_event(name, reason, message, type=type_, host=self.node, namespace=ns)
+
+    async def _ensure_image(self, pod: dict, container: dict, backoff: bool) -> None:
+        """The kubelet's image manager: the image is on the node, or a pull error."""
+        image = container["image"]
+        present = await self._image_exists(image)
+        policy = container.get("imagePullPolicy") or "IfNotPresent"
+        if present and policy != "Always":
+            self._event(
+                pod, "Pulled", f'Container image "{image}" already present on machine', "Normal"
+            )
+            return
+        if policy == "Never":
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            self._event(pod, "ErrImageNeverPull", message)
+            raise _PullFailed("ErrImageNeverPull", message)
+        if backoff:
+            self._event(pod, "BackOff", f'Back-off pulling image "{image}"', "Normal")
+            self._event(pod, "Failed", "Error: ImagePullBackOff")
+            raise _PullFailed("ImagePullBackOff", f'Back-off pulling image "{image}"')
+        # This node pulls from nowhere: what is not here cannot be pulled.
+        self._event(pod, "Pulling", f'Pulling image "{image}"', "Normal")
+        message = f'pull access denied for "{image}": not on this node'
+        self._event(pod, "Failed", f'Failed to pull image "{image}": {message}')
+        self._event(pod, "Failed", "Error: ErrImagePull")
+        raise _PullFailed("ErrImagePull", message)
+
+    def _mounts(self, pod: dict, container: dict) -> list[str]:
+        """`-v` arguments for the container's volume mounts; _MountFailed as a kubelet's
+        volume manager fails (every volume of the pod is set up, used or not)."""
+        workdir = self._tmp / pod["metadata"]["name"]
+        ns = pod["metadata"]["namespace"]
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+        sources = {name: self._volume_source(v, workdir, ns) for name, v in volumes.items()}
+        args = []
+        # Docker mounts in order of the target path, so a file inside a folder mount works.
+        for m in sorted(container.get("volumeMounts", []), key=lambda m: m["mountPath"]):
+            source = sources[m["name"]]
+            if m.get("subPath"):
+                source = os.path.join(source, m["subPath"])
+            mode = ":ro" if m.get("readOnly") else ""
+            args += ["-v", f"{source}:{m['mountPath']}{mode}"]
+        return args
+
+    def _run_args(self, pod: dict, container: dict, mounts: list[str]) -> list[str]:
         """`docker run` arguments (after `run -d --name`) for the pod's one container."""
         spec = pod["spec"]
         args = ["--network", "host"]
         for e in container.get("env", []):
             if "value" in e:
                 args += ["-e", f"{e['name']}={e['value']}"]
+            elif "fieldRef" in e.get("valueFrom", {}):
+                value = _field(pod, e["valueFrom"]["fieldRef"]["fieldPath"], self.node)
+                args += ["-e", f"{e['name']}={value}"]
             elif "secretKeyRef" in e.get("valueFrom", {}):
                 ref = e["valueFrom"]["secretKeyRef"]
                 ns = pod["metadata"]["namespace"]
@@ -188,21 +275,10 @@ class DockerKubelet:
                         f"couldn't find key {ref['key']} in Secret {ns}/{ref['name']}"
                     )
                 args += ["-e", f"{e['name']}={value}"]
-        workdir = self._tmp / pod["metadata"]["name"]
-        volumes = {v["name"]: v for v in spec.get("volumes", [])}
-        # Docker mounts in order of the target path, so a file inside a folder mount works.
-        for m in sorted(container.get("volumeMounts", []), key=lambda m: m["mountPath"]):
-            vol = volumes[m["name"]]
-            source = self._volume_source(vol, workdir, pod["metadata"]["namespace"])
-            if m.get("subPath"):
-                source = os.path.join(source, m["subPath"])
-            mode = ":ro" if m.get("readOnly") else ""
-            args += ["-v", f"{source}:{m['mountPath']}{mode}"]
-        user = (container.get("securityContext") or {}).get("runAsUser")
-        if user is None:
-            user = (spec.get("securityContext") or {}).get("runAsUser")
-        if user is not None:
-            args += ["--user", str(user)]
+        args += mounts
+        args += _security_args(
+            spec.get("securityContext") or {}, container.get("securityContext") or {}
+        )
         if container.get("workingDir"):
             args += ["-w", container["workingDir"]]
         command = container.get("command") or []
@@ -214,10 +290,23 @@ class DockerKubelet:
 
     def _volume_source(self, vol: dict, workdir: Path, namespace: str) -> str:
         if "hostPath" in vol:
-            return vol["hostPath"]["path"]
+            path = vol["hostPath"]["path"]
+            problem = host_path_problem(path, vol["hostPath"].get("type") or "")
+            if problem:
+                raise _MountFailed(
+                    f'MountVolume.SetUp failed for volume "{vol["name"]}" : {problem}'
+                )
+            return path
         if "emptyDir" in vol:
             path = workdir / "empty" / vol["name"]
             path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)  # as the kubelet makes them: any user of the pod writes
+            return str(path)
+        if "persistentVolumeClaim" in vol:
+            path = self.claims[(namespace, vol["persistentVolumeClaim"]["claimName"])]
+            # fsGroup: the kubelet gives the volume to the pod's group (setgid, g+rwx).
+            # Without root here to chown, the folder is opened to all instead.
+            path.chmod(0o2777)
             return str(path)
         if "secret" in vol:
             secret_name = vol["secret"]["secretName"]
@@ -239,6 +328,91 @@ class DockerKubelet:
                 (path / item["path"]).write_text(data[item["key"]])
             return str(path)
         raise NotImplementedError(f"volume {vol['name']}: only hostPath, emptyDir and secret")
+
+
+# hostPath types and what the kubelet calls them in its errors (pkg/volume/hostpath).
+_HOST_PATH_TYPES = {
+    "Directory": (stat.S_ISDIR, "directory"),
+    "File": (stat.S_ISREG, "file"),
+    "Socket": (stat.S_ISSOCK, "socket file"),
+    "CharDevice": (stat.S_ISCHR, "character device"),
+    "BlockDevice": (stat.S_ISBLK, "block device"),
+}
+_FILE_TYPES = [
+    (stat.S_ISDIR, "Directory"),
+    (stat.S_ISREG, "File"),
+    (stat.S_ISSOCK, "Socket"),
+    (stat.S_ISCHR, "CharDevice"),
+    (stat.S_ISBLK, "BlockDevice"),
+]
+
+
+def host_path_problem(path: str, type_: str) -> str | None:
+    """The kubelet's hostPath type check (checkType): its error, or None when it mounts.
+    The *OrCreate types make what is missing; "" checks nothing."""
+    if type_ == "DirectoryOrCreate" and not os.path.exists(path):
+        os.makedirs(path, exist_ok=True)
+    if type_ == "FileOrCreate" and not os.path.exists(path):
+        Path(path).touch()
+    type_ = type_.replace("OrCreate", "")
+    if not type_:
+        return None
+    check, description = _HOST_PATH_TYPES[type_]
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"hostPath {path} doesn't exist"
+    if check(mode):
+        return None
+    actual = next((name for test, name in _FILE_TYPES if test(mode)), "unknown")
+    return f"hostPath type check failed: {path} is not a {description}, it's a {actual}"
+
+
+def _field(pod: dict, path: str, node: str) -> str:
+    """The downward API's fieldRef values."""
+    values = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"].get("uid", ""),
+        "spec.nodeName": node,
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.podIP": "127.0.0.1",  # host network
+        "status.hostIP": "127.0.0.1",
+    }
+    if path not in values:
+        raise NotImplementedError(f"fieldRef {path}")
+    return values[path]
+
+
+def _security_args(pod_ctx: dict, ctx: dict) -> list[str]:
+    """`docker run` flags for the pod's and the container's securityContext (the
+    container's wins), so a container that needs more than it asked for fails here too."""
+    args = []
+    user = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    group = ctx.get("runAsGroup", pod_ctx.get("runAsGroup"))
+    if user is not None:
+        args += ["--user", f"{user}:{group}" if group is not None else str(user)]
+    for gid in [pod_ctx.get("fsGroup"), *pod_ctx.get("supplementalGroups", [])]:
+        if gid is not None:
+            args += ["--group-add", str(gid)]
+    if ctx.get("readOnlyRootFilesystem"):
+        args.append("--read-only")
+    if ctx.get("privileged"):
+        args.append("--privileged")
+    if ctx.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    caps = ctx.get("capabilities") or {}
+    args += [f"--cap-drop={c}" for c in caps.get("drop", [])]
+    args += [f"--cap-add={c}" for c in caps.get("add", [])]
+    return args
+
+
+class _PullFailed(Exception):
+    """The image is not on the node: ErrImagePull, ImagePullBackOff, ErrImageNeverPull."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class _ConfigError(Exception):

@@ -9,6 +9,7 @@
 # Credentials are not in values.json: they reach the pod from the chart's Secret as
 # environment variables (JUPYTERHUB_API_TOKEN, R2DSERVICE_COOKIE_SECRET,
 # R2DSERVICE_METRICS_TOKEN) or as files (the registry's docker config.json).
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +49,15 @@ _set("BuildManager", "concurrent_build_limit", chart_values.get("concurrentBuild
 _set("BuildManager", "max_queue_length", chart_values.get("maxQueueLength"))
 if chart_values.get("debug"):
     c.Application.log_level = logging.DEBUG
+# Build records: a URL from the Secret (it may carry a password), else the chart's sqlite
+# file on its volume.
+_set("R2DService", "db_url", os.environ.get("R2DSERVICE_DB_URL") or get_chart_value("db.url"))
+# Without a cookie secret of its own, one derived from the service's API token: the same
+# in every replica, after every restart and every render, and it changes with the token.
+if not os.environ.get("R2DSERVICE_COOKIE_SECRET") and os.environ.get("JUPYTERHUB_API_TOKEN"):
+    c.R2DServiceAuth.cookie_secret = hashlib.sha256(
+        b"r2dservice cookie secret\0" + os.environ["JUPYTERHUB_API_TOKEN"].encode()
+    ).hexdigest()
 if os.environ.get("R2DSERVICE_METRICS_TOKEN"):
     c.R2DService.metrics_token = os.environ["R2DSERVICE_METRICS_TOKEN"]
 

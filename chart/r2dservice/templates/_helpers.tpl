@@ -82,36 +82,40 @@ component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{- /* Secret and key holding the hub API token of the service, as "name key". */}}
+{{- /*
+Secret and key holding the hub API token of the service. By default the token that
+zero-to-jupyterhub generates for the hub.services entry, in its Secret "hub" under
+hub.services.<name>.apiToken (as BinderHub's chart reads it): nothing to copy between
+the two releases, and nothing generated here, so every render (helm upgrade, GitOps
+tools without cluster access) gives the same manifests. hub.apiToken: the chart's Secret.
+*/}}
 {{- define "r2dservice.hubTokenSecretName" -}}
-{{- .Values.hub.existingSecret.name | default (include "r2dservice.fullname" .) }}
+{{- if .Values.hub.apiToken }}
+{{- include "r2dservice.fullname" . }}
+{{- else }}
+{{- required "hub.existingSecret.name is empty and hub.apiToken too: name the Secret with the service's token (zero-to-jupyterhub's: hub), or set hub.apiToken" .Values.hub.existingSecret.name }}
+{{- end }}
 {{- end }}
 {{- define "r2dservice.hubTokenSecretKey" -}}
-{{- if .Values.hub.existingSecret.name }}
-{{- required "hub.existingSecret.key is required with hub.existingSecret.name (for zero-to-jupyterhub's own Secret: hub.services.<name>.apiToken)" .Values.hub.existingSecret.key }}
-{{- else -}}
+{{- if .Values.hub.apiToken -}}
 hub.apiToken
+{{- else }}
+{{- .Values.hub.existingSecret.key | default (printf "hub.services.%s.apiToken" .Values.service.name) }}
 {{- end }}
 {{- end }}
 
 {{- /*
-A secret value: the value given, else the one already in this release's Secret (kept
-across upgrades), else a new random one. Call with (list $ "key" "given value").
+Build records: the database URL the service uses, and whether the chart's
+PersistentVolumeClaim holds it (a sqlite file that outlives the pod).
 */}}
-{{- define "r2dservice.secretValue" -}}
-{{- $root := index . 0 }}
-{{- $key := index . 1 }}
-{{- $given := index . 2 }}
-{{- if $given }}
-{{- $given }}
-{{- else }}
-{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "r2dservice.fullname" $root) | default dict }}
-{{- $data := $existing.data | default dict }}
-{{- if hasKey $data $key }}
-{{- index $data $key | b64dec }}
-{{- else }}
-{{- randAlphaNum 64 | sha256sum }}
+{{- define "r2dservice.dbDir" -}}/srv/r2dservice{{- end }}
+{{- define "r2dservice.dbOnVolume" -}}
+{{- if not (or .Values.db.url .Values.db.existingSecret.name) }}true{{ end }}
 {{- end }}
+{{- /* The sqlite URL on the volume; "" when a URL comes from a Secret (R2DSERVICE_DB_URL). */}}
+{{- define "r2dservice.dbUrl" -}}
+{{- if include "r2dservice.dbOnVolume" . }}
+{{- printf "sqlite:///%s/r2dservice.sqlite" (include "r2dservice.dbDir" .) }}
 {{- end }}
 {{- end }}
 
@@ -134,19 +138,26 @@ across upgrades), else a new random one. Call with (list $ "key" "given value").
 
 {{- /*
 The "auths" key of the registry credentials: registry.url, else the registry host that
-imagePrefix starts with, else Docker Hub's.
+imagePrefix starts with, else Docker Hub's. Docker Hub under any of its names is keyed
+"https://index.docker.io/v1/", the one key the docker CLI and buildx look up for it (a
+"docker.io" entry is never found, and the push goes unauthenticated).
 */}}
 {{- define "r2dservice.registryAuthKey" -}}
+{{- $key := "" }}
 {{- if .Values.registry.url }}
-{{- .Values.registry.url }}
+{{- $key = .Values.registry.url }}
 {{- else }}
 {{- $parts := splitList "/" .Values.imagePrefix }}
 {{- $first := first $parts }}
 {{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) }}
-{{- $first }}
-{{- else -}}
-https://index.docker.io/v1/
+{{- $key = $first }}
 {{- end }}
+{{- end }}
+{{- $host := $key | trimPrefix "https://" | trimPrefix "http://" | splitList "/" | first }}
+{{- if or (not $key) (has $host (list "docker.io" "index.docker.io" "registry-1.docker.io")) -}}
+https://index.docker.io/v1/
+{{- else }}
+{{- $key }}
 {{- end }}
 {{- end }}
 
@@ -170,6 +181,7 @@ environment variables from the Secret, or as files.
 {{- $registrySecret := include "r2dservice.registrySecretName" . }}
 {{- $buildLabels := merge (dict "app.kubernetes.io/instance" .Release.Name) (deepCopy .Values.build.extraLabels) }}
 {{- $build := merge (dict
+    "dockerHost" (include "r2dservice.buildDockerHost" .)
     "namespace" (include "r2dservice.buildNamespace" .)
     "extraLabels" $buildLabels
     "pushSecret" $registrySecret
@@ -193,7 +205,77 @@ environment variables from the Secret, or as files.
     "config" .Values.config
     "extraConfig" .Values.extraConfig
     "custom" .Values.custom
+    "db" (dict "url" (include "r2dservice.dbUrl" .))
     "release" (dict "name" .Release.Name "namespace" .Release.Namespace "fullname" (include "r2dservice.fullname" .))
 }}
 {{- $values | toPrettyJson }}
+{{- end }}
+
+{{- /*
+The build daemon: its folder on the node (per release, so two releases never share a
+socket), the image, and the Docker API the build pods get ("" for none).
+*/}}
+{{- define "r2dservice.daemonEnabled" -}}
+{{- if and (eq .Values.builder "kubernetes") (has .Values.build.daemon.type (list "dind" "rootless")) }}true{{ end }}
+{{- end }}
+{{- define "r2dservice.daemonHostDir" -}}
+/var/run/r2dservice/{{ .Release.Namespace }}-{{ include "r2dservice.fullname" . }}
+{{- end }}
+{{- define "r2dservice.daemonDataDir" -}}
+/var/lib/r2dservice/{{ .Release.Namespace }}-{{ include "r2dservice.fullname" . }}
+{{- end }}
+{{- define "r2dservice.daemonImage" -}}
+{{- $d := .Values.build.daemon }}
+{{- $tag := $d.image.tag | default (ternary "28.5-dind-rootless" "28.5-dind" (eq $d.type "rootless")) }}
+{{- printf "%s:%s" $d.image.name $tag }}
+{{- end }}
+{{- define "r2dservice.buildDockerHost" -}}
+{{- if include "r2dservice.daemonEnabled" . }}
+{{- include "r2dservice.daemonHostDir" . }}/docker.sock
+{{- else if eq .Values.build.daemon.type "host" }}
+{{- .Values.build.dockerHost | default "/var/run/docker.sock" }}
+{{- else }}
+{{- .Values.build.dockerHost }}
+{{- end }}
+{{- end }}
+
+{{- /* Egress rules from egressAllowRules (one policy style for the service and builds). */}}
+{{- define "r2dservice.egressRules" -}}
+{{- $allow := .allow }}
+{{- $private := list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "100.64.0.0/10" }}
+{{- $metadata := "169.254.169.254/32" }}
+{{- if $allow.dnsPorts }}
+# Name lookups (kube-dns / CoreDNS).
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+{{- if $allow.privateIPs }}
+- to:
+    {{- range $private }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+{{- end }}
+{{- if $allow.nonPrivateIPs }}
+# The internet, not the private ranges or the cloud metadata server.
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- range $private }}
+          - {{ . }}
+          {{- end }}
+          - {{ $metadata }}
+{{- end }}
+{{- if $allow.cloudMetadataServer }}
+- to:
+    - ipBlock:
+        cidr: {{ $metadata }}
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
