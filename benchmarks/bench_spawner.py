@@ -1,9 +1,11 @@
 """The spawner helper's overhead: time from a spawn request to a running server for an
 image that exists, through the helper (``user_options = {"repo": ...}``: a hub-made
-token, one ``POST api/builds``, the token revoked) and through DockerSpawner given the
-image directly (``c.DockerSpawner.image``, no repository), alternating in ABBA order on
-one real JupyterHub with R2DDockerSpawner on the local Docker engine (target: the
-helper adds <= 100 ms).
+token, one ``POST api/builds``, the token revoked), through r2dservice's launch API
+(``POST api/builds/<id>/launch``: the service asks the hub with the caller's token, and
+the hub's helper asks the service for the image) and through DockerSpawner given the
+image directly (``c.DockerSpawner.image``, no repository), in rotating order on one
+real JupyterHub with R2DDockerSpawner on the local Docker engine (target: the helper
+adds <= 100 ms).
 
 A spawn is timed from ``POST /hub/api/users/<name>/server`` to the first 200 from the
 server through the proxy (``/user/<name>/api``), and to Docker creating the server's
@@ -48,6 +50,13 @@ R2D_CONFIG = os.path.abspath(
 USER = "alice"
 
 
+LABELS = (
+    ("direct", "DockerSpawner, image"),
+    ("helper", "helper, repository"),
+    ("launch", "launch API"),
+)
+
+
 def pct(values, p):
     values = sorted(values)
     k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
@@ -81,6 +90,7 @@ class SpawnBench:
             """,
         )
         self.token = ""
+        self.build_id = ""
 
     def start(self):
         self.hub.start()
@@ -111,6 +121,7 @@ class SpawnBench:
         status, body = request(
             "GET", f"{self.hub.service_url}api/builds?spec=singleuser", headers=self.auth
         )
+        self.build_id = body["builds"][0]["id"]
         return body["builds"][0]["image_name"]
 
     def container_created(self) -> float:
@@ -132,10 +143,20 @@ class SpawnBench:
         whose growing intervals blur the first figure by up to seconds)."""
         wall0 = time.time()
         t0 = time.perf_counter()
-        status, body = await asyncio.to_thread(
-            request, "POST", self.hub.url(f"hub/api/users/{USER}/server"), options, self.auth, 120
-        )
-        assert status in (201, 202), (status, body)
+        if "launch" in options:  # through r2dservice: POST api/builds/<id>/launch
+            url = f"{self.hub.service_url}api/builds/{options['launch']}/launch"
+            status, body = await asyncio.to_thread(request, "POST", url, {}, self.auth, 120)
+            assert status in (200, 202), (status, body)
+        else:
+            status, body = await asyncio.to_thread(
+                request,
+                "POST",
+                self.hub.url(f"hub/api/users/{USER}/server"),
+                options,
+                self.auth,
+                120,
+            )
+            assert status in (201, 202), (status, body)
         url = self.hub.url(f"user/{USER}/api")
         while True:
             try:
@@ -183,14 +204,19 @@ async def main(rounds: int) -> int:
             bench.hub.start()
             # An empty body would reuse the last spawn's options (the hub keeps them): the
             # direct arm says "no repository", and the spawner starts its configured image.
-            arms = {"helper": {"repo": bench.spec}, "direct": {"repo": ""}}
-            times: dict[str, list[float]] = {"helper": [], "direct": []}
-            created: dict[str, list[float]] = {"helper": [], "direct": []}
-            await bench.spawn(arms["direct"])  # warm-up, not counted
-            await bench.spawn(arms["helper"])
+            arms = {
+                "helper": {"repo": bench.spec},
+                "direct": {"repo": ""},
+                "launch": {"launch": bench.build_id},
+            }
+            times: dict[str, list[float]] = {arm: [] for arm in arms}
+            created: dict[str, list[float]] = {arm: [] for arm in arms}
+            for arm in arms:  # warm-up, not counted
+                await bench.spawn(arms[arm])
             helper_before = len(bench.helper_times_ms())
+            names = list(arms)
             for i in range(rounds):
-                order = ("helper", "direct") if i % 2 == 0 else ("direct", "helper")  # ABBA
+                order = names[i % 3 :] + names[: i % 3]  # each arm first, second, third in turn
                 for arm in order:
                     running, made = await bench.spawn(arms[arm])
                     times[arm].append(running)
@@ -202,12 +228,12 @@ async def main(rounds: int) -> int:
     def ms(x):
         return f"{x * 1000:7.1f} ms"
 
-    print(f"\nspawn request -> server answering through the proxy, {rounds} rounds each (ABBA)")
+    print(f"\nspawn request -> server answering through the proxy, {rounds} rounds each (rotating)")
     print(f"{'':22}{'p50':>10}{'p90':>10}{'min':>10}{'max':>10}")
-    for arm, label in (("direct", "DockerSpawner, image"), ("helper", "helper, repository")):
+    for arm, label in LABELS:
         v = times[arm]
         print(f"{label:22}{ms(statistics.median(v))}{ms(pct(v, 90))}{ms(min(v))}{ms(max(v))}")
-    for arm in ("direct", "helper"):
+    for arm, _ in LABELS:
         print(f"  {arm}, every spawn (s): " + " ".join(f"{x:.2f}" for x in sorted(times[arm])))
     overhead = statistics.median(times["helper"]) - statistics.median(times["direct"])
     paired = statistics.median(h - d for h, d in zip(times["helper"], times["direct"], strict=True))
@@ -216,11 +242,15 @@ async def main(rounds: int) -> int:
     print("(JupyterHub polls a starting server at growing intervals: 0.2, 0.6, 1.4, 3 s, ...)")
     print("\nspawn request -> Docker creates the server's container")
     print(f"{'':22}{'p50':>10}{'p90':>10}{'min':>10}{'max':>10}")
-    for arm, label in (("direct", "DockerSpawner, image"), ("helper", "helper, repository")):
+    for arm, label in LABELS:
         v = created[arm]
         print(f"{label:22}{ms(statistics.median(v))}{ms(pct(v, 90))}{ms(min(v))}{ms(max(v))}")
     made = statistics.median(created["helper"]) - statistics.median(created["direct"])
     print(f"helper overhead, difference of medians: {made * 1000:.1f} ms")
+    launched = statistics.median(created["launch"]) - statistics.median(created["direct"])
+    print(
+        f"launch API overhead (service + hub + helper), difference of medians: {launched * 1000:.1f} ms"
+    )
     if inside:
         print(
             f"the helper's own time in the hub (token, POST api/builds, revoke): "

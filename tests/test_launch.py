@@ -19,6 +19,8 @@ import pytest
 
 from r2dservice.builders.base import make_build_request
 from r2dservice.builds import Build
+from r2dservice.events import KEEPALIVE
+from r2dservice.handlers.sse import with_keepalives
 from r2dservice.launch import LaunchError, launch_path, launch_spec, may_launch, server_name_for
 from tests.support.browser import BROWSER_ARGS
 from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, request
@@ -111,6 +113,27 @@ async def test_a_launch_runs_the_commit_that_was_built():
     pinned = {"binder_persistent_request": "v2/gh/o/r/" + "a" * 40}
     assert launch_spec(Build(request, pinned)) == "gh/o/r/" + "a" * 40
     assert launch_spec(Build(request, {})) == "gh/o/r/main"
+
+
+async def test_a_quiet_server_start_keeps_the_stream_alive():
+    class Handler:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, data):
+            self.writes.append(data)
+
+        async def flush(self):
+            pass
+
+    async def quiet_then_ready():
+        await asyncio.sleep(0.35)
+        yield (100, "ready")
+
+    handler = Handler()
+    got = [x async for x in with_keepalives(handler, quiet_then_ready(), 0.1)]
+    assert got == [(100, "ready")]
+    assert handler.writes.count(KEEPALIVE) >= 2, handler.writes
 
 
 # ------------------------------------------------------------------ a real hub

@@ -9,7 +9,7 @@ from tornado.iostream import StreamClosedError
 from ..events import Event, failed
 from ..launch import LaunchError, launch_path, launch_spec, may_launch
 from .api import APIHandler
-from .sse import send_event
+from .sse import send_event, with_keepalives
 
 PATH_ARGUMENTS = ("urlpath", "labpath", "filepath")
 
@@ -104,7 +104,9 @@ async def stream_launch(handler, build) -> None:
             await send_event(
                 handler, Event("launching", f"Your server {launched.url} runs this image.\n")
             )
-        async for progress, message in launcher.follow(caller_token(handler), launched):
+        following = launcher.follow(caller_token(handler), launched)
+        keepalive = handler.settings["keepalive_interval"]
+        async for progress, message in with_keepalives(handler, following, keepalive):
             if message:
                 extra = {"server_progress": progress} if isinstance(progress, int) else {}
                 await send_event(handler, Event("launching", message.rstrip("\n") + "\n", extra))

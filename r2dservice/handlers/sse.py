@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tornado.iostream import StreamClosedError
 
 from ..events import KEEPALIVE, Event, encode_sse
@@ -67,6 +69,22 @@ async def stream_build(handler, build, after: int, keepalive: float, launch: boo
         return False
     finally:
         VIEWERS.dec()
+
+
+async def with_keepalives(handler, items, interval: float):
+    """The items of an async iterator, with a keepalive written whenever none came for
+    `interval` seconds (a server start can be quiet for minutes; proxies drop quiet
+    streams)."""
+    it = items.__aiter__()
+    while True:
+        step = asyncio.ensure_future(it.__anext__())
+        while not (await asyncio.wait({step}, timeout=interval))[0]:
+            handler.write(KEEPALIVE)
+            await handler.flush()
+        try:
+            yield step.result()
+        except StopAsyncIteration:
+            return
 
 
 async def stream_remote(handler, history, build, after: int, keepalive: float) -> None:
