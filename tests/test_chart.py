@@ -1103,7 +1103,11 @@ def test_notes_print_the_hub_values(helm, tmp_path):
         "binder": {
             "url": f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}",
             "apiToken": token,
-            "oauth_client_allowed_scopes": ["custom:r2dservice:build", "custom:r2dservice:admin"],
+            "oauth_client_allowed_scopes": [
+                "custom:r2dservice:build",
+                "custom:r2dservice:admin",
+                "servers!user",
+            ],
             "oauth_no_confirm": True,
         }
     }
@@ -1138,7 +1142,7 @@ def test_notes_with_a_token_from_the_hub(helm, tmp_path):
     # zero-to-jupyterhub generates the token and keeps it in its Secret "hub".
     assert hub_values["hub"]["services"]["binder"] == {
         "url": "http://builder:8585",
-        "oauth_client_allowed_scopes": ["custom:r2dservice:build"],
+        "oauth_client_allowed_scopes": ["custom:r2dservice:build", "servers!user"],
         "oauth_no_confirm": True,
     }
     assert "r2dservice-admins" not in hub_values["hub"]["loadRoles"]

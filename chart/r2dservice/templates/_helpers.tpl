@@ -200,6 +200,7 @@ environment variables from the Secret, or as files.
     "maxQueueLength" .Values.maxQueueLength
     "debug" .Values.debug
     "auth" (pick .Values.auth "enabled" "buildScope" "adminScope")
+    "launch" .Values.launch
     "build" $build
     "registry" $registry
     "config" .Values.config
