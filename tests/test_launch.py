@@ -351,7 +351,7 @@ async def test_binderhub_client_without_build_only_gets_a_running_server(hub, la
 
 
 # ------------------------------------------------------------------ in a browser
-async def test_a_v2_link_builds_launches_and_opens_the_users_server(hub, launchable):
+async def test_a_v2_link_builds_launches_and_opens_the_users_server(hub, launchable, git_server):
     from playwright.async_api import async_playwright
 
     chromium = os.environ.get("R2D_TEST_CHROMIUM") or "/usr/bin/chromium"
@@ -381,6 +381,14 @@ async def test_a_v2_link_builds_launches_and_opens_the_users_server(hub, launcha
         await page.wait_for_selector("#launch:enabled", timeout=30_000)
         await page.click("#launch")
         await page.wait_for_url(re.compile(rf".*/user/alice/{name}/.*"), timeout=60_000)
+
+        # The form: a pasted repository URL and "Build and launch" (the share link's way).
+        await page.goto(hub.service_url)
+        await page.wait_for_selector("#build-form[data-ready]")
+        await page.fill("#spec", git_server.url("launchable"))
+        await page.fill("#ref", "main")
+        await page.click("#launch-button")
+        await page.wait_for_url(re.compile(rf".*/user/alice/{name}/.*"), timeout=120_000)
         await browser.close()
     await stop_all(hub, "alice", hub.token_for("alice")[0])
 
