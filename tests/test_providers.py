@@ -114,10 +114,9 @@ async def test_github_resolved_repo_fields(forge):
         ref_url=f"https://ghe.example.org/octo/demo/tree/{DEV}",
     )
     assert resolved.persistent_spec == f"octo/demo/{DEV}"
-    repo, commit = forge.requests
-    assert repo.path == "/repos/octo/demo"
+    [commit] = forge.requests  # one call: the commit's JSON names the repository too
     assert commit.path == "/repos/octo/demo/commits/feature/x"
-    assert commit.headers["Accept"] == "application/vnd.github.sha"
+    assert commit.headers["Accept"] == "application/vnd.github+json"
     assert "Authorization" not in commit.headers
     assert commit.headers["User-Agent"].startswith("r2dservice/")
 
@@ -133,7 +132,11 @@ async def test_github_names_are_case_insensitive(forge):
         assert resolved.repo_url == "https://github.com/Binder-Examples/Requirements"
         assert resolved.resolved_ref == MAIN
     await provider.close()
-    assert forge.requests[-1].path == "/repos/Binder-Examples/Requirements/commits/HEAD"
+    # One call a spelling: the commit's html_url spells the repository as GitHub does.
+    assert forge.paths() == [
+        "/repos/binder-examples/requirements/commits/main",
+        "/repos/BINDER-examples/REQUIREMENTS/commits/HEAD",
+    ]
 
 
 @pytest.mark.asyncio
@@ -216,7 +219,7 @@ async def test_github_records_rate_limit(forge):
     provider = github(forge)
     await resolve(provider, "octo/demo/main")
     assert provider.rate_limit["limit"] == 60
-    assert provider.rate_limit["remaining"] == 58  # the repository, then the ref
+    assert provider.rate_limit["remaining"] == 59  # one call
 
 
 @pytest.mark.asyncio
@@ -226,8 +229,8 @@ async def test_github_etag_makes_repeats_free(forge):
     second = await provider.resolve(parse_spec("gh", "octo/demo/main"))
     await provider.close()
     assert first == second
-    assert ["If-None-Match" in r.headers for r in forge.requests] == [False, False, True, True]
-    assert forge.rate_remaining == 58  # the 304s cost nothing
+    assert ["If-None-Match" in r.headers for r in forge.requests] == [False, True]
+    assert forge.rate_remaining == 59  # the 304 cost nothing
 
 
 @pytest.mark.asyncio
@@ -955,7 +958,7 @@ async def test_resolver_shares_against_a_real_api(forge):
     finally:
         await resolver.close()
     assert {r.resolved_ref for r in results} == {MAIN}
-    assert forge.paths() == ["/repos/octo/demo", "/repos/octo/demo/commits/main"]
+    assert forge.paths() == ["/repos/octo/demo/commits/main"]
 
 
 @pytest.mark.asyncio

@@ -43,6 +43,13 @@ def db_config(request, postgres):
     return f"c.R2DService.db_url = {postgres.create_database()!r}\n"
 
 
+@pytest.fixture(autouse=True)
+def github_budget(fakes):
+    """Each test gets the GitHub stand-in's hourly budget (60 calls) afresh: this module
+    restarts services, and each new one resolves its specs again."""
+    fakes.forge.rate_remaining = fakes.forge.rate_limit
+
+
 class Service:
     """One service's working folder (its sqlite file) across restarts."""
 

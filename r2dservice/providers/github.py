@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timezone
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from traitlets import Bool, Integer, Unicode, default
 
@@ -151,8 +151,9 @@ class GitHubRepoProvider(GitHubAPIProvider):
     ).tag(config=True)
     canonical_names = Bool(
         True,
-        help="""Ask GitHub for a repository's own spelling of its name (one more API call,
-        free while its ETag holds), so that Owner/Repo and owner/repo make one image.""",
+        help="""Use GitHub's own spelling of a repository's name (from the same commits
+        call, whose JSON names it), so that Owner/Repo and owner/repo make one image.
+        False: the smaller bare-sha answer, and the name as asked.""",
     ).tag(config=True)
 
     def __init__(self, **kwargs):
@@ -170,46 +171,22 @@ class GitHubRepoProvider(GitHubAPIProvider):
     def repo_url(self, repo_spec: RepoSpec) -> str:
         return f"{self.html_base_url.rstrip('/')}/{repo_spec.repo}"
 
-    async def canonical_name(self, repo: str) -> str:
-        """ "Owner/Repo" as GitHub spells it (names are case-insensitive there), so that
-        every spelling of a repository makes one image. Its ETag makes repeats free."""
-        path = f"/repos/{repo}"
-        cached = self._etags.get(path)
-        resp = await self.api_get(path, _JSON, etag=cached[0] if cached else "")
-        if resp.status == 304 and cached:
-            self._etags.move_to_end(path)
-            return cached[1]
-        body = resp.json()
-        if resp.status == 404:
-            raise ResolveError(
-                f"GitHub repository {repo} not found: check {self.html_base_url.rstrip('/')}/"
-                f"{repo} (a private repository looks missing unless the service's token "
-                "can read it)",
-                status=404,
-            )
-        # (a renamed repository redirects, and answers with its new name)
-        name = body.get("full_name") if isinstance(body, dict) else None
-        if resp.status != 200 or not isinstance(name, str) or name.count("/") != 1:
-            raise self.upstream_error(resp, f"looking up {repo}")
-        self._remember(path, resp.headers.get("ETag", ""), name)
-        return name
-
     async def resolve(self, repo_spec: RepoSpec) -> ResolvedRepo:
         repo, ref = repo_spec.repo, repo_spec.ref
-        if self.canonical_names:
-            repo = await self.canonical_name(repo)
-            repo_spec = replace(repo_spec, repo=repo)
         page = self.repo_url(repo_spec)
         path = f"/repos/{repo}/commits/{quote(ref, safe='/')}"
         cached = self._etags.get(path)
-        resp = await self.api_get(
-            path, "application/vnd.github.sha", etag=cached[0] if cached else ""
-        )
+        # With canonical names, the commit's JSON: its html_url spells the repository as
+        # GitHub does, in the same one call (the bare sha media type is smaller).
+        accept = _JSON if self.canonical_names else "application/vnd.github.sha"
+        resp = await self.api_get(path, accept, etag=cached[0] if cached else "")
         if resp.status == 304 and cached:
             self._etags.move_to_end(path)
-            sha = cached[1]
+            sha, _, name = cached[1].partition(" ")
+            repo = name or repo
         elif resp.status == 200:
-            sha = resp.text.strip()
+            sha, name = self._commit_answer(resp)
+            repo = name or repo
             if not is_sha(sha):
                 raise ResolveError(
                     f"GitHub's answer for {repo} at {ref!r} is not a commit sha; "
@@ -217,7 +194,7 @@ class GitHubRepoProvider(GitHubAPIProvider):
                     status=502,
                 )
             sha = sha.lower()
-            self._remember(path, resp.headers.get("ETag", ""), sha)
+            self._remember(path, resp.headers.get("ETag", ""), f"{sha} {name}".strip())
         elif resp.status == 404:
             raise ResolveError(
                 f"GitHub repository {repo} not found, or it has no ref {ref!r}: check "
@@ -240,6 +217,9 @@ class GitHubRepoProvider(GitHubAPIProvider):
             raise ResolveError(f"{page} is empty: push a commit to it first", status=404)
         else:
             raise self.upstream_error(resp, f"resolving {ref!r} in {repo}")
+        if repo != repo_spec.repo:
+            repo_spec = replace(repo_spec, repo=repo)
+            page = self.repo_url(repo_spec)
         return ResolvedRepo(
             provider=self.name,
             spec=repo_spec.spec,
@@ -249,6 +229,22 @@ class GitHubRepoProvider(GitHubAPIProvider):
             resolved_ref=sha,
             ref_url=f"{page}/tree/{sha}",
         )
+
+    def _commit_answer(self, resp) -> tuple[str, str]:
+        """(sha, "Owner/Repo" as GitHub spells it, or "") from a commits answer."""
+        if not self.canonical_names:
+            return resp.text.strip(), ""
+        try:
+            body = resp.json()
+        except ValueError:
+            return "", ""
+        if not isinstance(body, dict):
+            return "", ""
+        sha = str(body.get("sha") or "")
+        # https://github.com/<Owner>/<Repo>/commit/<sha> (a renamed repository: its new name)
+        parts = urlsplit(str(body.get("html_url") or "")).path.strip("/").split("/")
+        name = "/".join(parts[:2]) if len(parts) >= 4 and parts[2] == "commit" else ""
+        return sha, name
 
     def _remember(self, path: str, etag: str, value: str) -> None:
         if not etag or self.etag_cache_size <= 0:

@@ -240,7 +240,12 @@ class FakeForge:
                 text=sha,
                 headers={"ETag": etag, "Content-Type": "application/vnd.github.sha; charset=utf-8"},
             )
-        return _json({"sha": sha, "commit": {"message": "commit"}}, 200, {"ETag": etag})
+        body = {
+            "sha": sha,
+            "commit": {"message": "commit"},
+            "html_url": f"https://github.com/{repo.full_name}/commit/{sha}",
+        }
+        return _json(body, 200, {"ETag": etag})
 
     def _gist(self, gist_id: str, sha: str | None) -> web.Response:
         gist = self.gists.get(gist_id)
