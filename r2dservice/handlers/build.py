@@ -29,7 +29,12 @@ class BuildStreamHandler(BaseHandler):
         try:
             # A reconnect (Last-Event-ID) resumes the build it watched, even one that failed.
             build = await self.manager.request(
-                provider, spec, user=caller.name, may_build=caller.may_build, resume_after=after
+                provider,
+                spec,
+                user=caller.name,
+                may_build=caller.may_build,
+                resume_after=after,
+                is_admin=caller.is_admin,
             )
         except BuildRejected as e:
             await send_event(self, failed(e.message, status=e.status), OUTSIDE_BUILD)
