@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..builds import BuildRejected
-from ..events import failed
+from ..events import encode_sse, failed
 from .base import BaseHandler
 from .launch import can_launch, stream_launch
 from .sse import OUTSIDE_BUILD, last_event_id, send_event, start_sse, stream_build
@@ -43,3 +43,10 @@ class BuildStreamHandler(BaseHandler):
         if await stream_build(self, build, after, keepalive, launch) and launch:
             if build.state == "ready":
                 await stream_launch(self, build)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """Whatever fails before the stream begins (a malformed query argument, a bug)
+        is one `failed` event too, never tornado's JSON or HTML."""
+        start_sse(self)
+        message = self.error_message(status_code, **kwargs)
+        self.finish(encode_sse(failed(message, status=status_code), OUTSIDE_BUILD))
