@@ -204,6 +204,7 @@ class Resolver(LoggingConfigurable):
 def provider_classes() -> list[type]:
     """The configurable provider classes, shared bases first, for --generate-config."""
     return [
+        RepoProvider,  # c.RepoProvider.banned_specs etc. apply to every provider
         HTTPRepoProvider,
         GitHubAPIProvider,
         GitHubRepoProvider,
