@@ -582,7 +582,9 @@ class BuildManager(LoggingConfigurable):
     def _running_by_user(self) -> dict[str, int]:
         running: dict[str, int] = {}
         for b in self._running:
-            running[b.request.user] = running.get(b.request.user, 0) + 1
+            user = b.request.user
+            if user not in b.withdrawn:  # as _owned_by: a withdrawn request is not charged
+                running[user] = running.get(user, 0) + 1
         return running
 
     def _start(self, build: Build, run, message: str = "Build starting...\n") -> None:
