@@ -46,7 +46,10 @@ class BuildStreamHandler(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         """Whatever fails before the stream begins (a malformed query argument, a bug)
-        is one `failed` event too, never tornado's JSON or HTML."""
+        is one `failed` event too, never tornado's JSON or HTML. A method other than
+        GET is no stream: its 405 stays the JSON answer with `Allow`."""
+        if status_code == 405:
+            return super().write_error(status_code, **kwargs)
         start_sse(self)
         message = self.error_message(status_code, **kwargs)
         self.finish(encode_sse(failed(message, status=status_code), OUTSIDE_BUILD))
