@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 
 import tornado.web
 from jupyterhub.services.auth import HubOAuth
-from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
 from traitlets import (
     Any,
@@ -37,6 +36,8 @@ from .builders.repo2docker import Repo2DockerBuilder
 from .builds import BuildManager
 from .configfile import load_or_exit
 from .handlers import api, build, health, home, launch, metrics, oauth, openapi, pages
+from .handlers import base as base_handlers
+from .httpserver import HTTPServer
 from .launch import Launcher
 from .metrics import observe as observe_builds
 from .naming import NamingError, split_image_name, validate_image_name
@@ -380,7 +381,8 @@ class R2DService(Application):
 
     def routes(self) -> list:
         b = self.base_url
-        spec = r"(?P<provider>[^/]+)/(?P<spec>.+)"
+        # An empty spec reaches the handlers, whose parser says what a spec looks like.
+        spec = r"(?P<provider>[^/]+)/(?P<spec>.*)"
         auth_routes = []
         if self.authenticator is not None:
             # Where the hub sends browsers back after login (its path, under our prefix).
@@ -434,6 +436,7 @@ class R2DService(Application):
             ),
             metrics_token=self.metrics_token,
             log_function=self._log_request,
+            default_handler_class=base_handlers.NotFoundHandler,
         )
 
     def _log_request(self, handler) -> None:

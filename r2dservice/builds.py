@@ -8,6 +8,7 @@ and otherwise joins the active build of that image or queues a new one.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import logging
 import time
@@ -18,10 +19,10 @@ from typing import Any
 from urllib.parse import quote
 
 from traitlets import Any as AnyTrait
-from traitlets import Float, Instance, Integer, Unicode, default
+from traitlets import Bool, Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import naming
+from . import naming, policy
 from .builders.base import Builder, BuildFailed, BuildRequest, make_build_request
 from .eventlog import EventLog
 from .events import Event, failed
@@ -119,6 +120,10 @@ class Build:
         # A recorded build shown without its log (a listing) knows these from the record.
         self.recorded_last_id = 0
         self.recorded_message = ""
+        # Per-user limits: does this build count against its first requester (the one
+        # who made it; joiners are never charged), and where it sits in the fair queue.
+        self.capped = False
+        self.queue_key: tuple[int, int] = (0, 0)
         self._changed = asyncio.get_running_loop().create_future()
         self.add_requester(request.user)
 
@@ -254,6 +259,25 @@ class BuildManager(LoggingConfigurable):
         event that says what was dropped; event ids do not change, so resuming works.
         0 means no limit.""",
     ).tag(config=True)
+    per_user_build_limit = Integer(
+        2,
+        help="""How many builds of one user run at once. Their further builds wait in the
+        queue while other users' builds take the free slots. Joining a build that is
+        already queued or running never counts against anyone. 0 means no limit.""",
+    ).tag(config=True)
+    per_user_queue_limit = Integer(
+        10,
+        help="""How many builds of one user may wait for a slot. Past it, a new build is
+        refused with 429 and a message that lists the user's waiting builds (images
+        that exist are still served, and joining a build is always allowed). 0 means
+        no limit.""",
+    ).tag(config=True)
+    user_limits_for_admins = Bool(
+        False,
+        help="""Apply per_user_build_limit and per_user_queue_limit to administrators too
+        (by default they are exempt). With auth off every caller is one anonymous
+        administrator, and only concurrent_build_limit and max_queue_length apply.""",
+    ).tag(config=True)
     # Set by the app from c.R2DService.image_prefix (not configurable here: one place).
     image_prefix = Unicode("r2d-")
 
@@ -266,7 +290,8 @@ class BuildManager(LoggingConfigurable):
         super().__init__(**kwargs)
         self._active: dict[str, Build] = {}  # image name -> running or queued build
         self._builds: dict[str, Build] = {}  # build id -> build (active and recent)
-        self._queue: list[Build] = []
+        self._queue: list[Build] = []  # in fair-share order (policy.queue_key)
+        self._arrivals = 0  # queue_key's tie-breaker: first come, first served
         self._running: set[Build] = set()
         self._listeners: list[Callable[[str, Build], Any]] = []
         self._stopping = False
@@ -380,19 +405,27 @@ class BuildManager(LoggingConfigurable):
         user: str = "",
         may_build: bool = True,
         resume_after: int = 0,
+        is_admin: bool = False,
     ) -> tuple[Build, str]:
         """(build, outcome) for `<provider>/<spec>`; outcome is "cached" (the image
         exists), "joined" (a build of it was running), "new", or "resumed".
+
+        A new build counts against `user` under the per-user limits, unless they are
+        anonymous (auth off) or an administrator (`is_admin`, unless
+        user_limits_for_admins); a joined or resumed one counts against nobody.
 
         `resume_after` > 0 is a viewer reconnecting with Last-Event-ID: they get the
         rest of the newest build of that image they were watching, even one that
         failed, rather than a new build from event 1.
 
         Raises BuildRejected (bad spec, unknown ref, registry down, no permission to
-        build, queue full) with a message for a person and an HTTP status.
+        build, queue full, per-user limit) with a message for a person and an HTTP status.
         """
         try:
-            build, outcome = await self._submit(provider, spec, user, may_build, resume_after)
+            capped = bool(user) and (not is_admin or self.user_limits_for_admins)
+            build, outcome = await self._submit(
+                provider, spec, user, may_build, resume_after, capped
+            )
         except BuildRejected:
             self._count("rejected")
             raise
@@ -402,7 +435,9 @@ class BuildManager(LoggingConfigurable):
     def _count(self, result: str) -> None:
         REQUESTS.labels(result=result).inc()
 
-    async def _submit(self, provider, spec, user, may_build, resume_after) -> tuple[Build, str]:
+    async def _submit(
+        self, provider, spec, user, may_build, resume_after, capped
+    ) -> tuple[Build, str]:
         resolved, image = await self._resolve(provider, spec)
         if resume_after:
             latest = self._latest.get(image)
@@ -442,8 +477,29 @@ class BuildManager(LoggingConfigurable):
                 f"Too many builds are waiting ({len(self._queue)}); try again in a few minutes.",
                 503,
             )
+        # No await from the checks above to _enqueue: two requests of one user at
+        # their limit cannot both pass.
+        if capped:
+            self._check_user_limit(user)
         build = Build(request, ready_extra, max_log_bytes=self.max_log_bytes)
+        build.capped = capped
         return self._enqueue(build), "new"
+
+    def _owned_by(self, user: str, builds: Iterable[Build]) -> list[Build]:
+        """The builds that count against `user`: made by them, not withdrawn by them."""
+        return [b for b in builds if b.request.user == user and user not in b.withdrawn]
+
+    def _check_user_limit(self, user: str) -> None:
+        limit = self.per_user_queue_limit
+        waiting = self._owned_by(user, self._queue)
+        if not limit or len(waiting) < limit:
+            return
+        running = len(self._owned_by(user, self._running))
+        described = [
+            (f"{b.request.provider}/{redact(b.request.spec, b.request.repo_url)}", b.state, b.id)
+            for b in waiting
+        ]
+        raise BuildRejected(policy.queue_limit_refusal(limit, running, described), 429)
 
     def _join(self, image: str, user: str) -> Build | None:
         active = self._active.get(image)
@@ -461,7 +517,14 @@ class BuildManager(LoggingConfigurable):
 
     def _enqueue(self, build: Build) -> Build:
         self._register(build)
-        self._queue.append(build)
+        user = build.request.user
+        self._arrivals += 1
+        build.queue_key = policy.queue_key(
+            len(self._owned_by(user, self._running)),
+            len(self._owned_by(user, self._queue)),
+            self._arrivals,
+        )
+        bisect.insort(self._queue, build, key=lambda b: b.queue_key)
         self.log.info(
             "Build %s of %s queued for %s",
             build.id,
@@ -481,7 +544,14 @@ class BuildManager(LoggingConfigurable):
         queue positions are announced)."""
         started = False
         while self._queue and self._has_slot():
-            build = self._queue.pop(0)
+            i = policy.next_startable(
+                ((b.request.user, b.capped) for b in self._queue),
+                self._running_by_user(),
+                self.per_user_build_limit,
+            )
+            if i < 0:  # every waiting build's user has their share running
+                break
+            build = self._queue.pop(i)
             self._start(build, self.builder.build)
             started = True
         if started:
@@ -490,15 +560,32 @@ class BuildManager(LoggingConfigurable):
 
     def _announce_positions(self) -> None:
         total = len(self._queue)
+        running = self._running_by_user()
+        cap = self.per_user_build_limit
         for position, build in enumerate(self._queue, 1):
+            user = build.request.user
+            held = (
+                f" Whoever started it has {cap} builds running, the most one user may"
+                " have at once: it waits for one of those to end."
+                if build.capped and cap and running.get(user, 0) >= cap
+                else ""
+            )
             build.emit(
                 Event(
                     "waiting",
                     f"Waiting for a build slot: position {position} of {total} in the queue, "
-                    f"{len(self._running)} builds running.\n",
+                    f"{len(self._running)} builds running.{held}\n",
                     {"position": position, "queue_length": total},
                 )
             )
+
+    def _running_by_user(self) -> dict[str, int]:
+        running: dict[str, int] = {}
+        for b in self._running:
+            user = b.request.user
+            if user not in b.withdrawn:  # as _owned_by: a withdrawn request is not charged
+                running[user] = running.get(user, 0) + 1
+        return running
 
     def _start(self, build: Build, run, message: str = "Build starting...\n") -> None:
         build.state = "running"

@@ -340,6 +340,9 @@ def normalize_git_url(url: str, allowed_schemes=DEFAULT_GIT_SCHEMES, spec: str =
         raise fail(f"the clone URL {redact_url(url)!r} has no scheme; use one of: {allowed}")
     if scheme not in allowed_schemes:
         raise fail(f"the URL scheme {scheme!r} is not allowed here; use one of: {allowed}")
+    # Schemes are case-insensitive (RFC 3986), but git's protocol allow-list is not:
+    # "Git://" would pass here and fail in git. Lower-case, one image for both spellings.
+    url = scheme + url[len(parts.scheme) :]
     if scheme == "file":
         if not parts.path.startswith("/"):
             raise fail("a file: URL needs an absolute path, as in file:///srv/git/repo.git")

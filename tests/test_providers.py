@@ -1009,7 +1009,7 @@ async def test_resolver_rejects_bad_specs_before_any_call(counting):
     resolver = counting_resolver()
     with pytest.raises(SpecError, match="did you mean gh/a/b/HEAD"):
         await resolver.resolve("gh", "a/b")
-    with pytest.raises(SpecError, match="unknown provider 'gl': this service knows gh"):
+    with pytest.raises(SpecError, match="unknown provider 'gl': this service builds from gh"):
         await resolver.resolve("gl", "g%2Fp/main")
     assert counting.calls == 0
 

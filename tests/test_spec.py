@@ -209,7 +209,10 @@ def test_parse_gl_rejects(spec, message):
         ("https%3A%2F%2Fh%2Fr%2F/main", "https://h/r/", "main"),  # the URL keeps its own slash
         ("https%3A%2F%2Fu%3Ap%40h%2Fr/main", "https://u:p@h/r", "main"),
         ("https%3A%2F%2F%5B%3A%3A1%5D%2Fr/main", "https://[::1]/r", "main"),
-        ("HTTPS%3A%2F%2Fh%2Fr/main", "HTTPS://h/r", "main"),
+        # schemes are case-insensitive; git's allow-list is not: lower-cased
+        ("HTTPS%3A%2F%2Fh%2Fr/main", "https://h/r", "main"),
+        ("Git%3A%2F%2Fh%2Fr/main", "git://h/r", "main"),
+        ("sSh%3A%2F%2Fgit%40H%2Fr/main", "ssh://git@H/r", "main"),
         ("https%3A%2F%2Fh%2Fr/t%C3%A4g", "https://h/r", "täg"),
     ],
 )

@@ -156,7 +156,11 @@ class BuildsHandler(APIHandler):
         caller = self.caller
         try:
             build, outcome = await self.manager.submit(
-                str(provider), spec, user=caller.name, may_build=caller.may_build
+                str(provider),
+                spec,
+                user=caller.name,
+                may_build=caller.may_build,
+                is_admin=caller.is_admin,
             )
         except BuildRejected as e:
             raise web.HTTPError(e.status, "%s", e.message) from None

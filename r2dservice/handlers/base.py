@@ -98,6 +98,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             return web.RequestHandler.get_login_url(self)
         return HubOAuthenticated.get_login_url(self)
 
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        # The handlers read provider and spec from the raw path (raw_spec) and the spec
+        # parser explains bad escapes; tornado's bare "Invalid unicode" 400 would not.
+        if name in ("provider", "spec"):
+            return value.decode("utf-8", errors="replace")
+        return super().decode_argument(value, name)
+
     def write_json(self, data, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -172,3 +179,24 @@ class PageHandler(BaseHandler):
         self.render_template(
             "error.html", status=status_code, message=self.error_message(status_code, **kwargs)
         )
+
+
+class NotFoundHandler(PageHandler):
+    """Any path no route matches (tornado's default_handler_class): under build/ one
+    `failed` event, as BinderHub clients read; elsewhere the HTML error page."""
+
+    login = None
+
+    def prepare(self):
+        raise web.HTTPError(404, "Nothing here: %s", self.request.path)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        if self.request.path.startswith(f"{self.settings['base_url']}build"):
+            message = (
+                f"{self.error_message(status_code, **kwargs)}. The event stream is "
+                "build/<provider>/<spec>, for example build/gh/binder-examples/requirements/HEAD"
+            )
+            start_sse(self)
+            self.finish(encode_sse(failed(message, status=status_code), OUTSIDE_BUILD))
+            return
+        super().write_error(status_code, **kwargs)

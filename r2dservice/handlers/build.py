@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..builds import BuildRejected
-from ..events import failed
+from ..events import encode_sse, failed
 from .base import BaseHandler
 from .launch import can_launch, stream_launch
 from .sse import OUTSIDE_BUILD, last_event_id, send_event, start_sse, stream_build
@@ -29,7 +29,12 @@ class BuildStreamHandler(BaseHandler):
         try:
             # A reconnect (Last-Event-ID) resumes the build it watched, even one that failed.
             build = await self.manager.request(
-                provider, spec, user=caller.name, may_build=caller.may_build, resume_after=after
+                provider,
+                spec,
+                user=caller.name,
+                may_build=caller.may_build,
+                resume_after=after,
+                is_admin=caller.is_admin,
             )
         except BuildRejected as e:
             await send_event(self, failed(e.message, status=e.status), OUTSIDE_BUILD)
@@ -38,3 +43,13 @@ class BuildStreamHandler(BaseHandler):
         if await stream_build(self, build, after, keepalive, launch) and launch:
             if build.state == "ready":
                 await stream_launch(self, build)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """Whatever fails before the stream begins (a malformed query argument, a bug)
+        is one `failed` event too, never tornado's JSON or HTML. A method other than
+        GET is no stream: its 405 stays the JSON answer with `Allow`."""
+        if status_code == 405:
+            return super().write_error(status_code, **kwargs)
+        start_sse(self)
+        message = self.error_message(status_code, **kwargs)
+        self.finish(encode_sse(failed(message, status=status_code), OUTSIDE_BUILD))

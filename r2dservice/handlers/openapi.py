@@ -28,10 +28,19 @@ def load_openapi() -> dict:
         return yaml.safe_load(f)
 
 
-def openapi_for(base_url: str) -> dict:
-    """The document with `servers` set to this service's prefix."""
+def openapi_for(base_url: str, auth: bool = True) -> dict:
+    """The document with `servers` set to this service's prefix; without auth, without
+    `security` (clients and fuzzers would otherwise send credentials nobody checks, and
+    read that they need some)."""
     doc = copy.deepcopy(load_openapi())
     doc["servers"] = [{"url": base_url.rstrip("/") or "/", "description": "this service"}]
+    if not auth:
+        doc.pop("security", None)
+        doc.get("components", {}).pop("securitySchemes", None)
+        for item in doc.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict):
+                    operation.pop("security", None)
     return doc
 
 
@@ -44,7 +53,7 @@ class OpenAPIHandler(BaseHandler):
         return None
 
     def get(self, fmt: str = "yaml"):
-        doc = openapi_for(self.settings.get("base_url", "/"))
+        doc = openapi_for(self.settings.get("base_url", "/"), auth=self.authenticator is not None)
         self.set_header("Cache-Control", "no-cache")
         if fmt == "json":
             self.set_header("Content-Type", "application/json")

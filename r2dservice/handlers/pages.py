@@ -156,7 +156,11 @@ class V2Handler(PagesHandler):
         caller = self.caller
         try:
             build, outcome = await self.manager.submit(
-                provider, spec, user=caller.name, may_build=caller.may_build
+                provider,
+                spec,
+                user=caller.name,
+                may_build=caller.may_build,
+                is_admin=caller.is_admin,
             )
         except BuildRejected as e:
             raise web.HTTPError(e.status, "%s", e.message) from None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from traitlets import Bool, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from .. import policy
 from ..spec import RepoSpec, format_spec, parse_spec
 
 
@@ -70,6 +72,40 @@ class RepoProvider(LoggingConfigurable):
     validate_regex = r".+"  # JavaScript regex for the spec after "<prefix>/"
     ref_default = "HEAD"
     has_ref = True  # False for records named by a DOI or id: their spec has no ref
+
+    enabled = Bool(
+        True,
+        help="""Build from this provider. False turns it off: its specs are refused (400)
+        on every route, and it leaves the repo providers list. Set it per provider,
+        e.g. c.ZenodoRepoProvider.enabled = False.""",
+    ).tag(config=True)
+    banned_specs = List(
+        Unicode(),
+        help="""Specs never built, as BinderHub's: regular expressions matched with
+        re.match (from the start, case-insensitively) against the spec without
+        "<provider>/", in its canonical form (the one `binder_request` shows: for git
+        and gl the URL or path %-escaped as one part). ["^evil-org/.*"] bans an owner
+        on GitHub. A banned spec is refused with 403 and a message that says so.""",
+    ).tag(config=True)
+    allowed_specs = List(
+        Unicode(),
+        help="""When set, only specs that match one of these (same matching as
+        banned_specs) are built; others are refused with 403. banned_specs wins over
+        allowed_specs. Empty: every spec not banned.""",
+    ).tag(config=True)
+
+    @validate("banned_specs", "allowed_specs")
+    def _valid_patterns(self, proposal):
+        for pattern in proposal.value:
+            problem = policy.pattern_problem(pattern)
+            if problem:
+                raise TraitError(f"{type(self).__name__}.{proposal.trait.name}: {problem}")
+        return proposal.value
+
+    def refusal(self, spec: str) -> str | None:
+        """Why this service's spec policy refuses a canonical spec, or None."""
+        verdict = policy.spec_verdict(spec, self.banned_specs, self.allowed_specs)
+        return policy.spec_refusal(self.name, spec, verdict) if verdict else None
 
     def parse(self, spec: str) -> RepoSpec:
         """Parse the part after "<name>/"; raises SpecError."""

@@ -25,7 +25,7 @@ class DOIRepoProvider(DataRepoProvider):
     def _targets(self) -> list[DataRepoProvider]:
         # the other data providers configured beside this one, in the Resolver's order
         resolver = self.parent
-        names = getattr(resolver, "providers", {})
+        names = resolver.enabled() if hasattr(resolver, "enabled") else []
         targets = [resolver.provider(n) for n in names if n != self.name]
         return [
             t

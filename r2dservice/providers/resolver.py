@@ -101,13 +101,30 @@ class Resolver(LoggingConfigurable):
         self._inflight: dict[RepoSpec, asyncio.Future] = {}
 
     def provider(self, prefix: str) -> RepoProvider:
-        """The provider for a prefix; SpecError (400) for one that is not configured."""
-        if prefix not in self.providers:
-            known = ", ".join(self.providers) or "none"
-            raise SpecError(f"unknown provider {prefix!r}: this service knows {known}")
+        """The provider for a prefix; SpecError (400) for one that is not configured
+        or is turned off (c.<Provider>.enabled = False)."""
+        instance = self._instance(prefix) if prefix in self.providers else None
+        if instance is None or not instance.enabled:
+            known = ", ".join(self.enabled()) or "none"
+            what = "unknown provider" if instance is None else "the provider"
+            why = "" if instance is None else " is turned off on this service"
+            raise SpecError(f"{what} {prefix!r}{why}: this service builds from {known}")
+        return instance
+
+    def _instance(self, prefix: str) -> RepoProvider:
         if prefix not in self._instances:
             self._instances[prefix] = self.providers[prefix](parent=self)
         return self._instances[prefix]
+
+    def enabled(self) -> list[str]:
+        """The prefixes of the providers that are on, in the configured order."""
+        return [prefix for prefix in self.providers if self._instance(prefix).enabled]
+
+    def check_policy(self, provider: str, spec: str) -> None:
+        """ResolveError (403) when the provider's banned_specs/allowed_specs refuse it."""
+        refusal = self.provider(provider).refusal(spec)
+        if refusal:
+            raise ResolveError(refusal, status=403)
 
     def parse(self, provider: str, spec: str) -> RepoSpec:
         return self.provider(provider).parse(spec)
@@ -115,6 +132,14 @@ class Resolver(LoggingConfigurable):
     async def resolve(self, provider: str, spec: str) -> ResolvedRepo:
         """Resolve "<provider>/<spec>"; raises SpecError (bad input) or ResolveError."""
         repo_spec = self.parse(provider, spec)
+        # Before any request upstream: a banned spec costs no resolution.
+        self.check_policy(provider, repo_spec.spec)
+        resolved = await self._resolve_cached(provider, repo_spec)
+        if resolved.provider != provider:  # doi/ resolves to another provider's record
+            self.check_policy(resolved.provider, resolved.spec)
+        return resolved
+
+    async def _resolve_cached(self, provider: str, repo_spec: RepoSpec) -> ResolvedRepo:
         cached = self._cached(repo_spec)
         if cached is not None:
             return cached
@@ -169,7 +194,7 @@ class Resolver(LoggingConfigurable):
 
     def describe(self) -> list[dict]:
         """The repo providers API: one entry per provider, as BinderHub's /api/repoproviders."""
-        return [self.provider(prefix).describe() for prefix in self.providers]
+        return [self.provider(prefix).describe() for prefix in self.enabled()]
 
     async def close(self) -> None:
         for provider in self._instances.values():
@@ -179,6 +204,7 @@ class Resolver(LoggingConfigurable):
 def provider_classes() -> list[type]:
     """The configurable provider classes, shared bases first, for --generate-config."""
     return [
+        RepoProvider,  # c.RepoProvider.banned_specs etc. apply to every provider
         HTTPRepoProvider,
         GitHubAPIProvider,
         GitHubRepoProvider,

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from tests.fakes.forge import FakeForge, fake_sha
-from tests.support.service import ServiceProcess
+from tests.support.service import REPO, ServiceProcess
 
 REPO_NAMES = ("quick", "slow", "slow2", "slow3", "fail", "fail2", "built", "broken")
 
@@ -156,7 +156,8 @@ def start_service(workdir, fakes: FakeServers, config: str = "", env=None) -> Se
     svc = ServiceProcess(str(workdir), textwrap.dedent(base) + textwrap.dedent(config))
     # exactly this environment: nothing of a hub's leaks in from the test's
     svc.env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
-    svc.env.update(env or {}, PYTHONPATH=str(workdir))
+    # the scripted builder, and this checkout's r2dservice whatever the venv installed
+    svc.env.update(env or {}, PYTHONPATH=os.pathsep.join([str(workdir), REPO]))
     return svc.start()
 
 
