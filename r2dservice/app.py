@@ -45,6 +45,7 @@ from .records import MemoryHistory, Records
 from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
 from .spec import redact
 from .store import BuildStore, StoreError
+from .warmcache import PreviousImages
 
 BUILDERS = {
     "local": "r2dservice.builders.local.LocalBuilder",
@@ -354,6 +355,11 @@ class R2DService(Application):
             self.history = Records(self.build_manager, self.store, builder=builder_name)
         else:
             self.history = MemoryHistory(self.build_manager)
+        if isinstance(self.builder, Repo2DockerBuilder):
+            # warm rebuilds: a new commit builds with the newest earlier image as cache
+            self.builder.previous_images = PreviousImages(
+                self.history, self.registry, self.log
+            ).find
 
     def init_auth(self) -> None:
         """JupyterHub authentication, from the JUPYTERHUB_* environment a hub gives
