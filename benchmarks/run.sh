@@ -2,6 +2,7 @@
 # One command for all benchmarks: start the services they need, then run each.
 #   bash benchmarks/run.sh            # everything
 #   bash benchmarks/run.sh local      # only the local-builder benchmarks (issue 2)
+#   bash benchmarks/run.sh warm       # only the warm rebuild benchmark (issue 12)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
@@ -17,6 +18,9 @@ if [ "$what" = all ] || [ "$what" = local ]; then
 fi
 if { [ "$what" = all ] || [ "$what" = kubernetes ]; } && [ -f benchmarks/bench_kubernetes.py ]; then
     "$PYTHON" -m benchmarks.bench_kubernetes
+fi
+if [ "$what" = all ] || [ "$what" = warm ]; then
+    "$PYTHON" -m benchmarks.bench_warm "${@:2}"
 fi
 if [ "$what" = all ] || [ "$what" = spawner ]; then
     "$PYTHON" -m benchmarks.bench_spawner "${@:2}"
