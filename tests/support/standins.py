@@ -54,11 +54,13 @@ class FakeServers:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.forge = FakeForge()
         self.engine_url = ""
+        self.engine_paths: list[str] = []  # what the engine was asked, in order
 
     async def _engine(self, request):
         from aiohttp import web
 
         path = request.raw_path
+        self.engine_paths.append(path)
         if path.startswith("/hub/api/user"):
             return self._hub_user(request)
         if "gh-octo-built" in path:
@@ -156,7 +158,9 @@ def start_service(workdir, fakes: FakeServers, config: str = "", env=None) -> Se
     svc = ServiceProcess(str(workdir), textwrap.dedent(base) + textwrap.dedent(config))
     # exactly this environment: nothing of a hub's leaks in from the test's
     svc.env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
-    svc.env.update(env or {}, PYTHONPATH=str(workdir))
+    # the scripted builder's folder, then whatever PYTHONPATH chose the tree under test
+    path = os.pathsep.join(p for p in (str(workdir), os.environ.get("PYTHONPATH", "")) if p)
+    svc.env.update(env or {}, PYTHONPATH=path)
     return svc.start()
 
 
