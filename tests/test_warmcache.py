@@ -75,6 +75,10 @@ async def test_previous_image_is_the_newest_that_still_exists():
     assert await finder.find(request("new")) == [f"{REPO}:older"]  # never itself
     assert history.asked == [REPO]
     assert await PreviousImages(History([]), Registry(())).find(request()) == []
+    # several, newest first (an image built warm may not pass on every layer it reused)
+    history = History([f"{REPO}:{t}" for t in ("c", "b", "a", "z")])
+    finder = PreviousImages(history, Registry(history.images), candidates=2)
+    assert await finder.find(request("new")) == [f"{REPO}:c", f"{REPO}:b"]
 
 
 @pytest.mark.asyncio
