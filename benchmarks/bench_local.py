@@ -56,6 +56,7 @@ class Bench:
             c.R2DService.auth_enabled = False
             c.R2DService.image_prefix = "{self.prefix}"
             c.LocalBuilder.repo2docker_extra_args = ["--config", "{os.path.abspath(R2D_CONFIG)}"]
+            c.GitRepoProvider.allow_loopback = True  # the git daemon is on 127.0.0.1
             c.BuildManager.concurrent_build_limit = 4
             c.Application.log_level = "WARN"
             {extra_config}

@@ -79,6 +79,7 @@ class SpawnBench:
             f"""
             c.R2DService.image_prefix = "{self.prefix}"
             c.LocalBuilder.repo2docker_extra_args = ["--config", "{R2D_CONFIG}"]
+            c.GitRepoProvider.allow_loopback = True  # the git daemon is on 127.0.0.1
             c.Application.log_level = "WARN"
             """,
             run_id=f"bench-{self.run}",

@@ -3,6 +3,7 @@
 #   bash benchmarks/run.sh            # everything
 #   bash benchmarks/run.sh local      # only the local-builder benchmarks (issue 2)
 #   bash benchmarks/run.sh abuse      # one user floods, another builds (issue 12)
+#   bash benchmarks/run.sh warm       # only the warm rebuild benchmark (issue 12)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
@@ -21,6 +22,8 @@ if { [ "$what" = all ] || [ "$what" = kubernetes ]; } && [ -f benchmarks/bench_k
 fi
 if [ "$what" = all ] || [ "$what" = abuse ]; then
     "$PYTHON" -m benchmarks.bench_abuse "${@:2}"
+if [ "$what" = all ] || [ "$what" = warm ]; then
+    "$PYTHON" -m benchmarks.bench_warm "${@:2}"
 fi
 if [ "$what" = all ] || [ "$what" = spawner ]; then
     "$PYTHON" -m benchmarks.bench_spawner "${@:2}"

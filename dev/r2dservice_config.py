@@ -17,6 +17,9 @@ c.R2DService.image_prefix = os.environ.get("R2D_DEMO_IMAGE_PREFIX", "127.0.0.1:5
 # repositories, git and local content providers only.
 c.LocalBuilder.repo2docker_extra_args = ["--config", str(HERE / "repo2docker_config.py")]
 c.BuildManager.concurrent_build_limit = 2
+# The demo's repositories are served by a git daemon on 127.0.0.1, which git URLs may
+# not name by default (c.GitRepoProvider.allow_loopback: the service's own machine).
+c.GitRepoProvider.allow_loopback = True
 # The demo hub's spawner cannot run the built images (it has no R2DDockerSpawner and the
 # offline base image has no jupyterhub-singleuser): build only. docs/launch.md turns it on.
 c.Launcher.enabled = False

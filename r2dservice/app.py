@@ -37,6 +37,8 @@ from .builds import BuildManager
 from .configfile import load_or_exit
 from .handlers import api, build, health, home, launch, metrics, oauth, openapi, pages
 from .handlers import base as base_handlers
+from .handlers.health import Shared
+from .handlers.limits import StreamLimits
 from .httpserver import HTTPServer
 from .launch import Launcher
 from .metrics import observe as observe_builds
@@ -46,6 +48,7 @@ from .records import MemoryHistory, Records
 from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
 from .spec import redact
 from .store import BuildStore, StoreError
+from .warmcache import PreviousImages
 
 BUILDERS = {
     "local": "r2dservice.builders.local.LocalBuilder",
@@ -193,6 +196,42 @@ class R2DService(Application):
         15, help="Seconds between `:keepalive` comments on idle event streams."
     ).tag(config=True)
 
+    # Connection hygiene: bounds on what one client can hold or send.
+    max_header_size = Integer(
+        64 * 1024, help="Bytes of a request's headers (the request line included) at most."
+    ).tag(config=True)
+    max_body_size = Integer(
+        1024 * 1024,
+        help="Bytes of a request's body at most: the API's bodies are small JSON objects.",
+    ).tag(config=True)
+    header_timeout = Float(
+        20,
+        help="""Seconds a client has to send a request's headers, counted from the
+        connection's first byte (or the previous response): a client that trickles its
+        request a byte at a time (a slowloris) is cut off at this, however steadily it
+        sends. Also how long an idle keep-alive connection stays open.""",
+    ).tag(config=True)
+    body_timeout = Float(30, help="Seconds a client has to send a request's body.").tag(config=True)
+    max_streams_per_user = Integer(
+        100,
+        help="""Event streams (build/ and api/builds/<id>/events) one user may hold open
+        at once; past it, 429 and no new build. 0: no limit. A client that streams for
+        many people under one token (a tool's service token) counts as one user. With
+        auth off nobody is identified and nobody is limited.""",
+    ).tag(config=True)
+    stream_idle_timeout = Float(
+        3600,
+        help="""Seconds an event stream stays open while its build sends nothing but
+        keepalives; then it ends (the build goes on, a client's reconnect with
+        Last-Event-ID resumes). 0: no limit.""",
+    ).tag(config=True)
+    health_cache_seconds = Float(
+        5,
+        help="""Seconds /health reuses its registry check, so that frequent probes
+        (several replicas, a load balancer, a kubelet) do not each ask the registry.
+        Probes at the same time share one check. 0: check every time.""",
+    ).tag(config=True)
+
     db_url = Unicode(
         "sqlite:///r2dservice.sqlite",
         help="""Where build records (every build, its requesters and its log) are kept:
@@ -232,6 +271,7 @@ class R2DService(Application):
     builder = Any()
     registry = Any()
     resolver = Any()
+    images_check = Any()
 
     _documenting = False
 
@@ -339,6 +379,8 @@ class R2DService(Application):
         ):
             # One config.json for the registry check and repo2docker's push.
             self.builder.docker_config_path = self.registry.docker_config_path
+        # /health's registry check, reused briefly: probes must not each ask the registry
+        self.images_check = Shared(self._check_images, self.health_cache_seconds)
         self.resolver = Resolver(parent=self, log=self.log)
         self.build_manager = BuildManager(
             parent=self,
@@ -355,6 +397,11 @@ class R2DService(Application):
             self.history = Records(self.build_manager, self.store, builder=builder_name)
         else:
             self.history = MemoryHistory(self.build_manager)
+        if isinstance(self.builder, Repo2DockerBuilder):
+            # warm rebuilds: a new commit builds with the newest earlier image as cache
+            self.builder.previous_images = PreviousImages(
+                self.history, self.registry, self.log
+            ).find
 
     def init_auth(self) -> None:
         """JupyterHub authentication, from the JUPYTERHUB_* environment a hub gives
@@ -417,6 +464,8 @@ class R2DService(Application):
             base_url=self.base_url,
             keepalive_interval=self.keepalive_interval,
             health_checks=self.health_checks,
+            stream_limits=StreamLimits(self.max_streams_per_user),
+            stream_idle_timeout=self.stream_idle_timeout,
             builder_info={"class": type(self.builder).__name__},
             authenticator=self.authenticator,
             launcher=self.launcher,
@@ -460,12 +509,7 @@ class R2DService(Application):
         )
 
     async def health_checks(self) -> list[dict]:
-        checks = []
-        try:
-            await self.registry.exists(self.image_prefix + "health-check:none")
-            checks.append({"service": "images", "ok": True})
-        except RegistryError as e:
-            checks.append({"service": "images", "ok": False, "message": str(e)})
+        checks = [await self.images_check()]
         if self.store is not None:
             ok = self.store.healthy
             # Not critical: images that exist are still served without the records, so
@@ -488,6 +532,13 @@ class R2DService(Application):
         )
         return checks
 
+    async def _check_images(self) -> dict:
+        try:
+            await self.registry.exists(self.image_prefix + "health-check:none")
+            return {"service": "images", "ok": True}
+        except RegistryError as e:
+            return {"service": "images", "ok": False, "message": str(e)}
+
     def write_config_file(self) -> None:
         path = self.config_file
         if os.path.exists(path):
@@ -506,7 +557,15 @@ class R2DService(Application):
         await self.build_manager.start()
         if self.store is not None:
             await self.history.settle()
-        self.http_server = HTTPServer(self.make_app(), xheaders=True, idle_connection_timeout=3600)
+        self.http_server = HTTPServer(
+            self.make_app(),
+            xheaders=True,
+            max_header_size=self.max_header_size,
+            max_body_size=self.max_body_size,
+            # tornado's header timeout: the whole of a request's headers, not per byte
+            idle_connection_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+        )
         self.http_server.listen(self.port, self.ip)
         self.log.info(
             "r2dservice %s listening on http://%s:%d%s",

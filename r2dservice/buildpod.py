@@ -84,7 +84,7 @@ class BuildPodApp(Application):
 
     async def build_request(self, full_spec: str) -> BuildRequest:
         from .providers.resolver import Resolver
-        from .spec import split_spec
+        from .spec import split_credentials, split_spec
 
         provider, spec = split_spec(full_spec)
         resolver = Resolver(config=self.config, log=self.log)
@@ -107,7 +107,11 @@ class BuildPodApp(Application):
             await resolver.close()
         builder = KubernetesBuilder(config=self.config, log=self.log)
         prefix = self.config.R2DService.get("image_prefix", _service_default("image_prefix"))
-        image = naming.image_name(prefix, provider, repo, resolved_ref, builder.fingerprint())
+        # the service names a build with credentials in its spec apart (naming.image_name)
+        credentialed = bool(split_credentials(repo_url)[1])
+        image = naming.image_name(
+            prefix, provider, repo, resolved_ref, builder.fingerprint(), credentialed=credentialed
+        )
         push = self.config.R2DService.get("use_registry", None)
         # Credentials in a git URL leave it (for a per-build Secret), the spec is redacted.
         return make_build_request(

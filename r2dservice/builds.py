@@ -343,6 +343,7 @@ class BuildManager(LoggingConfigurable):
             resolved.repo,
             resolved.resolved_ref,
             self.builder.fingerprint(),
+            credentialed=getattr(resolved, "credentialed", False),
         )
 
     async def _resolve(self, provider: str, spec: str):

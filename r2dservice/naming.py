@@ -27,28 +27,37 @@ def _slugify(text: str, limit: int) -> str:
     return slug[:limit].strip("-")
 
 
-def repo_slug(provider: str, repo: str, limit: int = 60) -> str:
+def repo_slug(provider: str, repo: str, limit: int = 60, credentialed: bool = False) -> str:
     """A readable, collision-free name for a repository.
 
     The readable part loses information (case, punctuation, truncation), so a hash of
-    the exact (provider, repo) pair keeps "a/b-c" and "a-b/c" apart.
+    the exact (provider, repo) pair keeps "a/b-c" and "a-b/c" apart. `credentialed`
+    (built with credentials from the spec) gives another hash: another repository name.
     """
     readable = _slugify(f"{provider}-{repo}", max(1, limit - 9)) or "repo"
-    return f"{readable}-{_digest(provider, repo)}"
+    parts = (provider, repo, "credentialed") if credentialed else (provider, repo)
+    return f"{readable}-{_digest(*parts)}"
 
 
 def image_name(
-    prefix: str, provider: str, repo: str, resolved_ref: str, fingerprint: str = ""
+    prefix: str,
+    provider: str,
+    repo: str,
+    resolved_ref: str,
+    fingerprint: str = "",
+    credentialed: bool = False,
 ) -> str:
     """The image reference for a repository at a commit.
 
     `fingerprint` names anything in the build configuration that changes the image
     (builder image, repo2docker arguments): a change of configuration is a new tag.
+    `credentialed`: built with credentials the spec carried; such images are apart from
+    the ones built without, so that only callers whose credentials worked find them.
     """
     tag = re.sub(r"[^\w.-]", "-", resolved_ref).lstrip(".-")[:100] or "latest"
     if fingerprint:
         tag = f"{tag}-{fingerprint[:12]}"
-    name = f"{prefix}{repo_slug(provider, repo)}:{tag}"
+    name = f"{prefix}{repo_slug(provider, repo, credentialed=credentialed)}:{tag}"
     validate_image_name(name)
     return name
 

@@ -132,6 +132,17 @@ class MemoryHistory:
     async def restore(self, request: BuildRequest) -> Build | None:
         return None
 
+    async def ready_images(self, repository: str, limit: int = 5) -> list[str]:
+        """Images of `repository` ("<prefix><slug>", an image name without its tag)
+        from ready builds, newest first (warm rebuilds take their cache from them)."""
+        builds = [
+            b
+            for b in self.manager.builds()
+            if b.state == "ready" and b.image_name.rpartition(":")[0] == repository
+        ]
+        builds.sort(key=lambda b: b.finished or b.created, reverse=True)
+        return list(dict.fromkeys(b.image_name for b in builds))[:limit]
+
     async def follow_remote(self, build: Build, after: int, keepalive: float):
         return
         yield  # an async generator that yields nothing
@@ -331,6 +342,13 @@ class Records(MemoryHistory):
         if not records:
             return None
         return await self.load_log(self._view(records[0]))
+
+    async def ready_images(self, repository: str, limit: int = 5) -> list[str]:
+        await self.store.flush(timeout=self.store.timeout)
+        records, _ = await self.store.list(
+            states={"ready"}, image_repository=repository, limit=limit
+        )
+        return list(dict.fromkeys(r.image_name for r in records))
 
     async def follow_remote(self, build: Build, after: int, keepalive: float):
         """(id, event) of a build another replica runs, polled from the store, until its

@@ -926,12 +926,13 @@ class BuildStore(LoggingConfigurable):
         until: float | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        image_repository: str = "",
     ) -> tuple[list[BuildRecord], str | None]:
         """Newest first (by requested, then id); a page and the cursor of the next (None: no more).
 
         `user`: only builds that user requested (None: everyone's); `states`: any of them;
         `spec`: a case-insensitive substring of "<provider>/<spec>"; `image`: the exact image
-        name; `since`/`until`: requested at or after / before. Pages follow from the position
+        name; `image_repository`: any tag of that image repository; `since`/`until`: requested at or after / before. Pages follow from the position
         in the cursor, so records added meanwhile do not shift them.
         """
         limit = max(1, min(int(limit), MAX_PAGE))
@@ -947,6 +948,10 @@ class BuildStore(LoggingConfigurable):
             query = query.where(whole.contains(spec.lower(), autoescape=True))
         if image:
             query = query.where(builds.c.image_name == image)
+        if image_repository:
+            query = query.where(
+                builds.c.image_name.startswith(image_repository + ":", autoescape=True)
+            )
         if since is not None:
             query = query.where(builds.c.requested >= since)
         if until is not None:

@@ -200,6 +200,7 @@ SERVICE_CONFIG = """
 c.R2DService.image_prefix = "{registry}/r2dtest-{run_id}-"
 c.R2DService.keepalive_interval = 1
 c.LocalBuilder.repo2docker_extra_args = ["--config", "{r2d_config}"]
+c.GitRepoProvider.allow_loopback = True  # the test git servers listen on 127.0.0.1
 c.BuildManager.concurrent_build_limit = 2
 """
 

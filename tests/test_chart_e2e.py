@@ -173,6 +173,8 @@ async def test_chart_runs_and_builds_through_the_service_pod(
             "config": {
                 "KubernetesBuilder": {"k8s_api_url": kube.url},
                 "R2DService": {"port": port},
+                # the test's git server listens on 127.0.0.1
+                "GitRepoProvider": {"allow_loopback": True},
             },
         }
         docs = render(helm, tmp_path, values)

@@ -28,6 +28,7 @@ c.R2DService.image_prefix = "{registry}/r2dtest-{run_id}-"
 c.R2DService.keepalive_interval = 1
 c.R2DService.log_level = "DEBUG"
 c.LocalBuilder.repo2docker_extra_args = ["--config", "{r2d_config}"]
+c.GitRepoProvider.allow_loopback = True  # the test git servers listen on 127.0.0.1
 c.BuildManager.concurrent_build_limit = 3
 # Short, so that revoked and expired tokens are refused within the test's patience.
 c.HubOAuth.cache_max_age = 2

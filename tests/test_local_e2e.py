@@ -28,6 +28,7 @@ def service(infra, run_id, tmp_path_factory):
         c.R2DService.image_prefix = "{infra["registry"]}/r2dtest-{run_id}-"
         c.R2DService.keepalive_interval = 1
         c.LocalBuilder.repo2docker_extra_args = ["--config", "{infra["r2d_config"]}"]
+        c.GitRepoProvider.allow_loopback = True  # the git daemon is on 127.0.0.1
         c.BuildManager.concurrent_build_limit = 2
         """,
     ).start()

@@ -2,6 +2,7 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests.fakes.gitserver are parameters here)
 
 import asyncio
+import os
 import re
 import time
 
@@ -10,6 +11,7 @@ import pytest_asyncio
 from traitlets import TraitError
 from traitlets.config import Config
 
+from r2dservice.hostpolicy import parse_address
 from r2dservice.providers import (
     GistRepoProvider,
     GitHubRepoProvider,
@@ -475,6 +477,12 @@ def demo_repo(git_root):
     return shas
 
 
+def git_provider(**kw) -> GitRepoProvider:
+    """A git provider that may reach the test git servers on loopback."""
+    kw.setdefault("allow_loopback", True)
+    return GitRepoProvider(**kw)
+
+
 def git_spec(url: str, ref: str) -> str:
     from urllib.parse import quote
 
@@ -496,7 +504,7 @@ def git_spec(url: str, ref: str) -> str:
     ],
 )
 async def test_git_daemon_resolves(git_daemon, demo_repo, ref, key):
-    provider = GitRepoProvider()
+    provider = git_provider()
     resolved = await resolve(provider, git_spec(git_daemon.url("demo"), ref))
     assert resolved.resolved_ref == demo_repo[key]
 
@@ -504,7 +512,7 @@ async def test_git_daemon_resolves(git_daemon, demo_repo, ref, key):
 @pytest.mark.asyncio
 async def test_git_resolved_repo_fields(git_daemon, demo_repo):
     url = git_daemon.url("demo")
-    resolved = await resolve(GitRepoProvider(), git_spec(url, "main"))
+    resolved = await resolve(git_provider(), git_spec(url, "main"))
     assert resolved == ResolvedRepo(
         provider="git",
         spec=git_spec(url, "main"),
@@ -521,7 +529,7 @@ async def test_git_resolved_repo_fields(git_daemon, demo_repo):
 async def test_git_full_sha_needs_no_network():
     sha = "A" * 40
     url = f"git://127.0.0.1:{free_port()}/nothing-here"
-    resolved = await resolve(GitRepoProvider(), git_spec(url, sha))
+    resolved = await resolve(git_provider(), git_spec(url, sha))
     assert resolved.resolved_ref == "a" * 40
     assert resolved.ref == sha
 
@@ -529,16 +537,16 @@ async def test_git_full_sha_needs_no_network():
 @pytest.mark.asyncio
 async def test_git_unknown_ref(git_daemon, demo_repo):
     url = git_daemon.url("demo")
-    error = await resolve_error(GitRepoProvider(), git_spec(url, "nope"))
+    error = await resolve_error(git_provider(), git_spec(url, "nope"))
     assert error.status == 404
     assert f"ref 'nope' not found in {url}" in error.message
-    error = await resolve_error(GitRepoProvider(), git_spec(url, demo_repo["main"][:12]))
+    error = await resolve_error(git_provider(), git_spec(url, demo_repo["main"][:12]))
     assert error.status == 404 and "abbreviated commit id" in error.message
 
 
 @pytest.mark.asyncio
 async def test_git_unknown_repository(git_daemon, demo_repo):
-    error = await resolve_error(GitRepoProvider(), git_spec(git_daemon.url("nope"), "main"))
+    error = await resolve_error(git_provider(), git_spec(git_daemon.url("nope"), "main"))
     assert error.status == 404
     assert "repository git://127.0.0.1" in error.message and "not found" in error.message
 
@@ -546,27 +554,29 @@ async def test_git_unknown_repository(git_daemon, demo_repo):
 @pytest.mark.asyncio
 async def test_git_unreachable_host():
     url = f"git://127.0.0.1:{free_port()}/demo"
-    error = await resolve_error(GitRepoProvider(), git_spec(url, "main"))
+    error = await resolve_error(git_provider(), git_spec(url, "main"))
     assert error.status == 503
-    assert f"could not reach {url}" in error.message
-    assert "fatal:" in error.message  # git's own words
+    assert error.message == (
+        f"could not reach the repository {url}; check the URL, or try again in a minute"
+    )
 
 
 @pytest.mark.asyncio
 async def test_git_timeout():
     with BlackHole() as hole:
-        provider = GitRepoProvider(timeout=0.5)
+        provider = git_provider(timeout=0.5)
         started = time.monotonic()
         error = await resolve_error(provider, git_spec(f"git://127.0.0.1:{hole.port}/r", "main"))
     assert time.monotonic() - started < 5
     assert error.status == 503
-    assert "did not answer within 0.5 s" in error.message
+    # the same words as a refused connection: no port scanning through the service
+    assert error.message.startswith("could not reach the repository git://127.0.0.1")
 
 
 @pytest.mark.asyncio
 async def test_git_smart_http(git_http_server, demo_repo):
     url = git_http_server.url("demo")
-    resolved = await resolve(GitRepoProvider(), git_spec(url, "v1"))
+    resolved = await resolve(git_provider(), git_spec(url, "v1"))
     assert resolved.resolved_ref == demo_repo["first"]
     assert any("git-upload-pack" in r for r in git_http_server.requests)
 
@@ -575,22 +585,20 @@ async def test_git_smart_http(git_http_server, demo_repo):
 async def test_git_credentials_never_leak(git_root, demo_repo):
     with GitHTTPServer(git_root, auth=("robot", "hunter2-secret")) as server:
         url = server.url("demo", auth=True)
-        resolved = await resolve(GitRepoProvider(), git_spec(url, "main"))
+        resolved = await resolve(git_provider(), git_spec(url, "main"))
         assert resolved.resolved_ref == demo_repo["main"]
         assert resolved.repo_url == url  # repo2docker needs them to fetch
         for shown in (resolved.repo, resolved.spec, resolved.ref_url, resolved.persistent_spec):
             assert "hunter2" not in shown and "robot" not in shown
 
         wrong = url.replace("hunter2-secret", "wrong-password-42")
-        error = await resolve_error(GitRepoProvider(), git_spec(wrong, "main"))
+        error = await resolve_error(git_provider(), git_spec(wrong, "main"))
         assert error.status == 404 and "needs credentials" in error.message
         assert "wrong-password-42" not in error.message and "robot" not in error.message
 
         # no credentials: git must fail at once instead of prompting for a password
         started = time.monotonic()
-        error = await resolve_error(
-            GitRepoProvider(timeout=20), git_spec(server.url("demo"), "main")
-        )
+        error = await resolve_error(git_provider(timeout=20), git_spec(server.url("demo"), "main"))
         assert time.monotonic() - started < 10
         assert error.status == 404
 
@@ -610,7 +618,7 @@ async def test_git_credentials_reach_git_through_its_environment_not_argv(
     with GitHTTPServer(git_root, auth=("robot-hunter", password)) as server:
         url = server.url("demo", auth=True)
         assert "%40" in url and "%C3%BC" in url
-        provider = GitRepoProvider(git_command=str(wrapper))
+        provider = git_provider(git_command=str(wrapper))
         resolved = await resolve(provider, git_spec(url, "main"))
         assert resolved.resolved_ref == demo_repo["main"]
         argv = seen.read_text()
@@ -631,7 +639,7 @@ async def test_git_credentials_reach_git_through_its_environment_not_argv(
         os.environ["GIT_CONFIG_GLOBAL"] = str(config)
         os.environ["GIT_CONFIG_COUNT"] = "0"
         try:
-            resolved = await resolve(GitRepoProvider(), git_spec(url, "v1"))
+            resolved = await resolve(git_provider(), git_spec(url, "v1"))
             assert resolved.resolved_ref == demo_repo["first"]
         finally:
             for k, v in saved.items():
@@ -669,11 +677,11 @@ def test_credential_env_appends_to_the_services_git_config():
 async def test_git_refuses_credentials_that_would_inject_helper_lines(git_root, demo_repo):
     url = "http://robot:pw%0Ahost=evil.example@127.0.0.1:1/demo"
     with pytest.raises(SpecError, match="control character"):
-        GitRepoProvider().parse(git_spec(url, "main"))
+        git_provider().parse(git_spec(url, "main"))
     # a RepoSpec made without parse() is refused by resolve() too
     from r2dservice.spec import RepoSpec
 
-    error = await resolve_error_of(GitRepoProvider(), RepoSpec("git", url, "main"))
+    error = await resolve_error_of(git_provider(), RepoSpec("git", url, "main"))
     assert error.status == 400 and "control character" in error.message
     assert "evil" not in error.message
 
@@ -688,14 +696,14 @@ async def resolve_error_of(provider, repo_spec) -> ResolveError:
 async def test_git_file_scheme_only_when_allowed(git_root, demo_repo):
     url = f"file://{git_root}/demo"
     with pytest.raises(SpecError, match="'file' is not allowed"):
-        GitRepoProvider().parse(git_spec(url, "main"))
-    provider = GitRepoProvider(allowed_schemes={"file"})
+        git_provider().parse(git_spec(url, "main"))
+    provider = git_provider(allowed_schemes={"file"})
     assert (await resolve(provider, git_spec(url, "main"))).resolved_ref == demo_repo["main"]
 
 
 @pytest.mark.asyncio
 async def test_git_allowed_schemes_bind_git_itself(git_daemon, demo_repo):
-    provider = GitRepoProvider(allowed_schemes={"git"})
+    provider = git_provider(allowed_schemes={"git"})
     assert provider._env()["GIT_ALLOW_PROTOCOL"] == "git"
     assert provider._env()["GIT_TERMINAL_PROMPT"] == "0"
     assert (await resolve(provider, git_spec(git_daemon.url("demo"), "main"))).resolved_ref
@@ -1034,3 +1042,157 @@ def test_resolver_passes_config_to_providers():
     assert resolver.cache_ttl == 5
     with pytest.raises(SpecError, match="'git' is not allowed"):
         resolver.parse("git", "git%3A%2F%2Fh%2Fr/main")
+
+
+# --- git: safe resolution -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "host",
+    [
+        "169.254.169.254",
+        "[fd00:ec2::254]",
+        "[::ffff:169.254.169.254]",
+        "[fe80::1]",
+        "127.0.0.1",
+        "localhost",  # a name that resolves to loopback
+        "2130706433",  # 127.0.0.1 written as one number: the resolver reads it so
+    ],
+)
+async def test_git_host_policy_refuses_metadata_link_local_and_loopback(host):
+    error = await resolve_error(GitRepoProvider(), git_spec(f"http://{host}/repo.git", "main"))
+    assert error.status == 403
+    assert "does not fetch repositories from that host" in error.message
+    # a full commit id skips ls-remote, not the policy: the builder would fetch it
+    error = await resolve_error(GitRepoProvider(), git_spec(f"git://{host}/r", "a" * 40))
+    assert error.status == 403
+
+
+@pytest.mark.asyncio
+async def test_git_loopback_allowed_by_config(git_daemon, demo_repo):
+    config = Config()
+    config.GitRepoProvider.allow_loopback = True
+    provider = GitRepoProvider(config=config)
+    resolved = await resolve(provider, git_spec(git_daemon.url("demo"), "main"))
+    assert resolved.resolved_ref == demo_repo["main"]
+    # an explicit network admits loopback too; a denied name wins over it
+    provider = GitRepoProvider(allowed_hosts=["127.0.0.0/8"])
+    assert (await resolve(provider, git_spec(git_daemon.url("demo"), "main"))).resolved_ref
+    provider = git_provider(denied_hosts=["127.0.0.1"])
+    error = await resolve_error(provider, git_spec(git_daemon.url("demo"), "main"))
+    assert error.status == 403
+
+
+def test_git_host_lists_are_validated():
+    with pytest.raises(TraitError, match="denied_hosts"):
+        GitRepoProvider(denied_hosts=["10.0.0.0/40"])
+
+
+@pytest.mark.asyncio
+async def test_git_connects_to_the_addresses_it_checked(git_http_server, demo_repo):
+    """DNS rebinding: git's HTTP client is pinned (http.curloptResolve) to the addresses
+    the policy checked. Here the check's resolver says a name that no DNS knows is
+    127.0.0.1: git can only succeed by connecting where the check said."""
+    provider = git_provider()
+    seen = []
+
+    async def addresses(host, port):
+        seen.append((host, port))
+        return [parse_address("127.0.0.1")]
+
+    provider._addresses = addresses
+    url = git_http_server.url("demo").replace("127.0.0.1", "rebind.r2dservice.invalid")
+    resolved = await resolve(provider, git_spec(url, "main"))
+    assert resolved.resolved_ref == demo_repo["main"]
+    assert seen == [("rebind.r2dservice.invalid", git_http_server.port)]
+
+
+@pytest.mark.asyncio
+async def test_git_errors_are_no_port_scanner():
+    """A closed port, a port that never answers and a name that does not resolve get
+    the same words (git's own stay in the service's log)."""
+    with BlackHole() as hole:
+        urls = {
+            "refused": f"git://127.0.0.1:{free_port()}/r",
+            "timeout": f"git://127.0.0.1:{hole.port}/r",
+            "no such host": "git://no-such-host.r2dservice.invalid/r",
+        }
+        messages = {}
+        for what, url in urls.items():
+            error = await resolve_error(git_provider(timeout=1), git_spec(url, "main"))
+            assert error.status == 503, what
+            messages[what] = error.message.replace(url, "<url>")
+    assert len(set(messages.values())) == 1, messages
+    assert "fatal" not in messages["refused"] and "refused" not in messages["refused"]
+
+
+@pytest.mark.asyncio
+async def test_git_ignores_the_service_users_home(git_root, demo_repo, tmp_path, monkeypatch):
+    """The service user's ~/.netrc, ~/.gitconfig (credential helpers, url rewrites) and
+    the system config take no part: a private repository stays private."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    helper = tmp_path / "helper"
+    helper.write_text("#!/bin/sh\necho username=robot\necho password=hunter2-secret\n")
+    helper.chmod(0o755)
+    with GitHTTPServer(git_root, auth=("robot", "hunter2-secret")) as server:
+        (home / ".netrc").write_text("machine 127.0.0.1 login robot password hunter2-secret\n")
+        (home / ".gitconfig").write_text(f"[credential]\n\thelper = {helper}\n")
+        monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        monkeypatch.setenv("GIT_ASKPASS", str(helper))
+        # git itself, in this environment, would get in
+        git_ok = await asyncio.create_subprocess_exec(
+            "git",
+            "ls-remote",
+            server.url("demo"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert await git_ok.wait() == 0
+        error = await resolve_error(git_provider(), git_spec(server.url("demo"), "main"))
+        assert error.status == 404 and "needs credentials" in error.message
+    env = git_provider()._env()
+    assert env["HOME"] != str(home) and not os.listdir(env["HOME"])
+    assert env["GIT_CONFIG_NOSYSTEM"] == "1" and env["GIT_CONFIG_GLOBAL"] == os.devnull
+    assert env["GIT_ASKPASS"] == "" and "BatchMode=yes" in env["GIT_SSH_COMMAND"]
+    assert "IdentityFile=none" in env["GIT_SSH_COMMAND"]
+    assert "SSH_AUTH_SOCK" not in env
+
+
+@pytest.mark.asyncio
+async def test_git_output_is_bounded(tmp_path):
+    """A server (here a stand-in git) that answers without end: the read stops at
+    max_output, git is killed, the answer is a 502 at once."""
+    fake = tmp_path / "git"
+    fake.write_text("#!/bin/sh\nyes 0000000000000000000000000000000000000000\trefs/heads/x\n")
+    fake.chmod(0o755)
+    provider = git_provider(git_command=str(fake), max_output=100_000, timeout=20)
+    started = time.monotonic()
+    error = await resolve_error(provider, git_spec("https://198.51.100.1/r.git", "main"))
+    assert error.status == 502 and "more than 100000 bytes" in error.message
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.asyncio
+async def test_git_credentialed_commit_needs_working_credentials(git_root, demo_repo):
+    """A commit id with credentials is still checked with them: the image of a
+    credentialed build is only found by someone whose credentials work."""
+    sha = demo_repo["main"]
+    with GitHTTPServer(git_root, auth=("robot", "hunter2-secret")) as server:
+        good = await resolve(git_provider(), git_spec(server.url("demo", auth=True), sha))
+        assert good.credentialed and good.resolved_ref == sha
+        assert len(server.requests) >= 1  # asked, although the ref is a commit id
+        wrong = server.url("demo", auth=True).replace("hunter2-secret", "guess")
+        error = await resolve_error(git_provider(), git_spec(wrong, sha))
+        assert error.status == 404
+        bare = await resolve(git_provider(), git_spec(server.url("demo"), sha))
+        assert not bare.credentialed and bare.resolved_ref == sha
+    from r2dservice import naming
+
+    names = {
+        naming.image_name("r2d-", r.provider, r.repo, r.resolved_ref, "f", r.credentialed)
+        for r in (good, bare)
+    }
+    assert len(names) == 2  # the bare commit id does not name the credentialed image

@@ -35,6 +35,7 @@ SERVICE_CONFIG = """
 c.R2DService.image_prefix = "{registry}/r2dtest-{run_id}-"
 c.R2DService.keepalive_interval = 1
 c.LocalBuilder.repo2docker_extra_args = ["--config", "{r2d_config}"]
+c.GitRepoProvider.allow_loopback = True  # the test git servers listen on 127.0.0.1
 c.HubOAuth.cache_max_age = 2
 # One build at a time: a second one waits in the queue, and its position shows.
 c.BuildManager.concurrent_build_limit = 1

@@ -653,3 +653,27 @@ async def test_the_event_loop_is_not_blocked_by_a_big_write(db_url):
         assert max(lags) < 0.05, f"loop lag {max(lags) * 1000:.0f} ms"
     finally:
         await store.close()
+
+
+async def test_list_by_image_repository(store):
+    """Warm rebuilds look for earlier images of one repository: any tag, no other
+    repository whose name merely starts the same (or holds a LIKE wildcard)."""
+    now = time.time()
+    for i, (image, state) in enumerate(
+        [
+            ("127.0.0.1:5000/r2d-abc:old", "ready"),
+            ("127.0.0.1:5000/r2d-abc:new", "ready"),
+            ("127.0.0.1:5000/r2d-abc:broken", "failed"),
+            ("127.0.0.1:5000/r2d-abcd:x", "ready"),
+            ("127.0.0.1:5000/r2d-a_c:y", "ready"),
+        ]
+    ):
+        store.save(record(image_name=image, state=state, requested=now + i))
+    await store.flush()
+    records, _ = await store.list(states={"ready"}, image_repository="127.0.0.1:5000/r2d-abc")
+    assert [r.image_name for r in records] == [
+        "127.0.0.1:5000/r2d-abc:new",
+        "127.0.0.1:5000/r2d-abc:old",
+    ]
+    records, _ = await store.list(image_repository="127.0.0.1:5000/r2d-a_c")
+    assert [r.image_name for r in records] == ["127.0.0.1:5000/r2d-a_c:y"]

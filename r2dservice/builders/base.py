@@ -38,6 +38,9 @@ class BuildRequest:
     # git credential helper input for repo_url ("" for none): never in argv, labels,
     # annotations or logs; builders hand it to git through the environment or a Secret.
     credentials: str = field(default="", repr=False, compare=False)
+    # Images whose layers this build may reuse (repo2docker's --cache-from): the newest
+    # earlier image of the same repository, so that a new commit rebuilds warm.
+    cache_from: tuple[str, ...] = field(default=(), compare=False)
 
 
 def make_build_request(

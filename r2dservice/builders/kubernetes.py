@@ -375,6 +375,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
         self._check_started()
+        request = await self.with_cache(request)
         q = self._watch.subscribe(request.name)
         self._following[request.name] = self._following.get(request.name, 0) + 1
         try:

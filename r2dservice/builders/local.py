@@ -95,11 +95,13 @@ class LocalBuilder(Repo2DockerBuilder):
         return folder
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
+        request = await self.with_cache(request)
         args = repo2docker_args(
             request,
             user_id=self.user_id,
             user_name=self.user_name,
             extra_args=self.repo2docker_extra_args,
+            inline_cache=self.warm_rebuilds,
         )
         cmd = self.repo2docker_command + args
         self.log.debug("Running %s", shlex.join(cmd))

@@ -113,6 +113,7 @@ def repo2docker_args(request: BuildRequest, config: BuildPodConfig) -> list[str]
         user_id=config.user_id,
         user_name=config.user_name,
         extra_args=config.repo2docker_extra_args,
+        inline_cache=config.warm_rebuilds,
     )
 
 

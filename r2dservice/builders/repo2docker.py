@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 
-from traitlets import Float, Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode
 
 from ..events import Event, parse_repo2docker_line
 from ..naming import config_fingerprint
@@ -50,6 +51,34 @@ class Repo2DockerBuilder(Builder):
         Build pods get it as their activeDeadlineSeconds (rounded up), counted from pod creation.""",
     ).tag(config=True, pod=True)
 
+    warm_rebuilds = Bool(
+        True,
+        help="""Build a new commit of a repository with its newest earlier image as cache
+        (repo2docker's --cache-from), and push every image with BuildKit's inline cache
+        metadata (BUILDKIT_INLINE_CACHE=1), so that a builder whose local cache is empty
+        (another node, a fresh Docker daemon) reuses the unchanged layers from the
+        registry. Only with a registry; not part of the image tag.""",
+    ).tag(config=True, pod=True)
+
+    # Set by the service: `async (request) -> [image, ...]`, earlier images of the
+    # request's repository (records.PreviousImages.find); None looks nothing up.
+    previous_images = None
+
+    async def with_cache(self, request: BuildRequest) -> BuildRequest:
+        """`request` with the images its build may take layers from (see warm_rebuilds).
+        Never fails a build: without an answer, the build is merely cold."""
+        if not (self.warm_rebuilds and request.push) or request.cache_from:
+            return request
+        if self.previous_images is None:
+            return request
+        try:
+            images = await self.previous_images(request)
+        except Exception as e:
+            self.log.warning("No cache image for %s: %s", request.image_name, e)
+            return request
+        images = tuple(i for i in images if i != request.image_name)
+        return replace(request, cache_from=images) if images else request
+
     def fingerprint_parts(self) -> list:
         """What of this builder's configuration changes the image it makes."""
         return [list(self.repo2docker_extra_args), self.user_id, self.user_name]
@@ -66,11 +95,19 @@ def deadline_seconds(build_timeout: float) -> int | None:
 
 
 def repo2docker_args(
-    request: BuildRequest, *, user_id: int, user_name: str, extra_args=()
+    request: BuildRequest,
+    *,
+    user_id: int,
+    user_name: str,
+    extra_args=(),
+    inline_cache: bool = False,
 ) -> list[str]:
     """repo2docker's arguments (without the command) for one build: it builds, pushes
     with push, never runs. The repository comes last, after every option (repo2docker#128),
-    and is the clean URL: credentials never reach a command line."""
+    and is the clean URL: credentials never reach a command line.
+
+    `inline_cache`: a pushed image carries BuildKit's cache metadata, so that a later
+    build on any builder can use it as --cache-from (the request's cache_from)."""
     if request.repo_url.startswith("-"):
         # repo2docker would read it as an option.
         raise ValueError(f"refusing a repository URL that starts with '-': {request.repo_url!r}")
@@ -84,6 +121,9 @@ def repo2docker_args(
     ]
     if request.push:
         args.append("--push")
+        if inline_cache:
+            args.append("--build-arg=BUILDKIT_INLINE_CACHE=1")
+    args.extend(f"--cache-from={image}" for image in request.cache_from)
     args.extend(extra_args)
     args.append(request.repo_url)
     return args

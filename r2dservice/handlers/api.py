@@ -15,6 +15,7 @@ from ..builds import FINISHED_STATES, BuildRejected
 from ..spec import split_spec
 from ..store import StoreUnavailable
 from .base import BaseHandler
+from .limits import TooManyStreams
 from .sse import last_event_id, start_sse, stream_build, stream_remote
 
 STATES = ("queued", "running", *sorted(FINISHED_STATES))
@@ -200,12 +201,17 @@ class CancelHandler(APIHandler):
 class EventsHandler(APIHandler):
     async def get(self, build_id: str):
         build = await self.build_or_404(build_id, with_log=True)
-        start_sse(self)
-        keepalive = self.settings["keepalive_interval"]
-        if build.remote:
-            await stream_remote(self, self.history, build, last_event_id(self), keepalive)
-        else:
-            await stream_build(self, build, last_event_id(self), keepalive)
+        try:
+            with self.settings["stream_limits"].stream(self.caller.name):
+                start_sse(self)
+                keepalive = self.settings["keepalive_interval"]
+                if build.remote:
+                    await stream_remote(self, self.history, build, last_event_id(self), keepalive)
+                else:
+                    idle = self.settings["stream_idle_timeout"]
+                    await stream_build(self, build, last_event_id(self), keepalive, idle=idle)
+        except TooManyStreams as e:
+            raise web.HTTPError(429, "%s", e.message) from None
 
 
 class LogHandler(APIHandler):

@@ -6,6 +6,7 @@ from ..builds import BuildRejected
 from ..events import encode_sse, failed
 from .base import BaseHandler
 from .launch import can_launch, stream_launch
+from .limits import TooManyStreams
 from .sse import OUTSIDE_BUILD, last_event_id, send_event, start_sse, stream_build
 
 
@@ -22,8 +23,18 @@ class BuildStreamHandler(BaseHandler):
 
     async def get(self, provider: str, spec: str):
         spec = self.raw_spec("build", provider)
-        start_sse(self)
         caller = self.caller  # prepare() has refused those who may not use the service
+        try:
+            with self.settings["stream_limits"].stream(caller.name):
+                start_sse(self)
+                await self._stream(provider, spec, caller)
+        except TooManyStreams as e:
+            # before any build is requested: a user at the limit queues nothing more
+            self.set_status(429)
+            start_sse(self)
+            await send_event(self, failed(e.message, status=429), OUTSIDE_BUILD)
+
+    async def _stream(self, provider: str, spec: str, caller) -> None:
         after = last_event_id(self)
         launch = self.get_query_argument("build_only", "").lower() != "true" and can_launch(self)
         try:
@@ -40,7 +51,8 @@ class BuildStreamHandler(BaseHandler):
             await send_event(self, failed(e.message, status=e.status), OUTSIDE_BUILD)
             return
         keepalive = self.settings["keepalive_interval"]
-        if await stream_build(self, build, after, keepalive, launch) and launch:
+        idle = self.settings["stream_idle_timeout"]
+        if await stream_build(self, build, after, keepalive, launch, idle) and launch:
             if build.state == "ready":
                 await stream_launch(self, build)
 

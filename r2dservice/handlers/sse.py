@@ -37,10 +37,13 @@ async def send_event(handler, event: Event, event_id: int | None = None) -> None
     await handler.flush()
 
 
-async def stream_build(handler, build, after: int, keepalive: float, launch: bool = False) -> bool:
+async def stream_build(
+    handler, build, after: int, keepalive: float, launch: bool = False, idle: float = 0
+) -> bool:
     """Send the build's log after `after`, then live events, until its last event.
     False when the viewer went away (a viewer that goes away leaves the build running;
-    nothing here owns it).
+    nothing here owns it), or when nothing but keepalives went out for `idle` seconds
+    (0: no limit): the stream ends, the build goes on, a reconnect resumes.
 
     `launch`: a launch follows, so the image's `ready` goes out as `built` (BinderHub's
     clients take `ready` for the server's, with its `url`), under the same id.
@@ -49,6 +52,7 @@ async def stream_build(handler, build, after: int, keepalive: float, launch: boo
     # the same image (a retry after a failure): send this build's log whole.
     i = after if after <= build.last_event_id else 0
     VIEWERS.inc()
+    quiet = 0.0
     try:
         while True:
             sent = False
@@ -59,10 +63,14 @@ async def stream_build(handler, build, after: int, keepalive: float, launch: boo
                 i = event_id
                 sent = True
             if sent:
+                quiet = 0.0
                 await handler.flush()
             if build.done and i >= build.last_event_id:
                 return True
             if not await build.wait(i, keepalive):
+                quiet += keepalive
+                if idle and quiet >= idle:
+                    return False
                 handler.write(KEEPALIVE)
                 await handler.flush()
     except StreamClosedError:

@@ -28,6 +28,10 @@ class ResolvedRepo:
     ref_url: str = ""  # a web page for that commit (BinderHub's binder_ref_url)
     # the pinned spec where it is not `repo` at `resolved_ref` (a record's version DOI)
     pinned_spec: str = ""
+    # Resolved with credentials the spec carried: the image then lives under a name of
+    # its own (naming.image_name), which only a resolution with working credentials
+    # reaches. Without that, another user's bare commit id would find it `ready`.
+    credentialed: bool = False
 
     @property
     def persistent_spec(self) -> str:

@@ -54,11 +54,13 @@ class FakeServers:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.forge = FakeForge()
         self.engine_url = ""
+        self.engine_paths: list[str] = []  # what the engine was asked, in order
 
     async def _engine(self, request):
         from aiohttp import web
 
         path = request.raw_path
+        self.engine_paths.append(path)
         if path.startswith("/hub/api/user"):
             return self._hub_user(request)
         if "gh-octo-built" in path:
@@ -156,8 +158,10 @@ def start_service(workdir, fakes: FakeServers, config: str = "", env=None) -> Se
     svc = ServiceProcess(str(workdir), textwrap.dedent(base) + textwrap.dedent(config))
     # exactly this environment: nothing of a hub's leaks in from the test's
     svc.env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
-    # the scripted builder, and this checkout's r2dservice whatever the venv installed
-    svc.env.update(env or {}, PYTHONPATH=os.pathsep.join([str(workdir), REPO]))
+    # the scripted builder, this checkout's r2dservice whatever the venv installed, then
+    # whatever else PYTHONPATH holds
+    path = [str(workdir), REPO, os.environ.get("PYTHONPATH", "")]
+    svc.env.update(env or {}, PYTHONPATH=os.pathsep.join(p for p in path if p))
     return svc.start()
 
 
