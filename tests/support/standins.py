@@ -154,6 +154,7 @@ def start_service(workdir, fakes: FakeServers, config: str = "", env=None) -> Se
         c.GitHubAPIProvider.api_base_url = {fakes.forge.url!r}
         c.HTTPRepoProvider.trust_env = False
         c.BuildManager.concurrent_build_limit = 1
+        c.GitRepoProvider.allow_loopback = True  # the stand-ins' git servers are on 127.0.0.1
     """
     svc = ServiceProcess(str(workdir), textwrap.dedent(base) + textwrap.dedent(config))
     # exactly this environment: nothing of a hub's leaks in from the test's
