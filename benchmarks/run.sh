@@ -2,6 +2,7 @@
 # One command for all benchmarks: start the services they need, then run each.
 #   bash benchmarks/run.sh            # everything
 #   bash benchmarks/run.sh local      # only the local-builder benchmarks (issue 2)
+#   bash benchmarks/run.sh crowd      # 2,000 viewers over 20 builds, then of one (issue 12)
 #   bash benchmarks/run.sh abuse      # one user floods, another builds (issue 12)
 #   bash benchmarks/run.sh warm       # only the warm rebuild benchmark (issue 12)
 set -euo pipefail
@@ -22,8 +23,12 @@ if { [ "$what" = all ] || [ "$what" = kubernetes ]; } && [ -f benchmarks/bench_k
 fi
 if [ "$what" = all ] || [ "$what" = abuse ]; then
     "$PYTHON" -m benchmarks.bench_abuse "${@:2}"
+fi
 if [ "$what" = all ] || [ "$what" = warm ]; then
     "$PYTHON" -m benchmarks.bench_warm "${@:2}"
+fi
+if [ "$what" = all ] || [ "$what" = crowd ]; then
+    "$PYTHON" -m benchmarks.bench_crowd "${@:2}"
 fi
 if [ "$what" = all ] || [ "$what" = spawner ]; then
     "$PYTHON" -m benchmarks.bench_spawner "${@:2}"

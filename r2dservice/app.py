@@ -212,6 +212,12 @@ class R2DService(Application):
         sends. Also how long an idle keep-alive connection stays open.""",
     ).tag(config=True)
     body_timeout = Float(30, help="Seconds a client has to send a request's body.").tag(config=True)
+    listen_backlog = Integer(
+        2048,
+        help="""Connections the kernel queues for the service before it accepts them (the
+        listen backlog; the kernel caps it at net.core.somaxconn). A crowd that arrives
+        at once past this loses SYNs and retries a second or more later.""",
+    ).tag(config=True)
     max_streams_per_user = Integer(
         100,
         help="""Event streams (build/ and api/builds/<id>/events) one user may hold open
@@ -566,7 +572,7 @@ class R2DService(Application):
             idle_connection_timeout=self.header_timeout,
             body_timeout=self.body_timeout,
         )
-        self.http_server.listen(self.port, self.ip)
+        self.http_server.listen(self.port, self.ip, backlog=self.listen_backlog)
         self.log.info(
             "r2dservice %s listening on http://%s:%d%s",
             __version__,

@@ -40,7 +40,7 @@ FAKE = textwrap.dedent(
     def say(**d):
         print(json.dumps(d), file=sys.stderr, flush=True)
     with open(os.environ["FAKE_OUT"], "w") as f:
-        json.dump({"argv": sys.argv[1:], "env": dict(os.environ)}, f)
+        json.dump({"argv": sys.argv[1:], "env": dict(os.environ), "nice": os.nice(0)}, f)
     say(message="Picked Git content provider.\\n")
     say(phase="fetching", message="Cloning into ...\\n")
     print("a plain line", file=sys.stderr, flush=True)
@@ -118,6 +118,14 @@ def test_repo2docker_args():
     assert args[-3:] == ["--config", "c.py", "https://example.org/x"]
     no_push = BuildRequest(**{**REQUEST.__dict__, "push": False})
     assert "--push" not in repo2docker_args(no_push, user_id=1000, user_name="jovyan")
+
+
+async def test_repo2docker_runs_at_a_lower_cpu_priority_than_the_service(fake):
+    """Builds starting together must not starve the event loop that answers viewers."""
+    await run(fake("ok"))
+    assert json.loads(fake.out.read_text())["nice"] == min(os.nice(0) + 10, 19)
+    await run(fake("ok", niceness=0))
+    assert json.loads(fake.out.read_text())["nice"] == os.nice(0)
 
 
 async def test_local_builder_refuses_a_repository_that_looks_like_an_option(fake):

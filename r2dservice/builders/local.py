@@ -10,7 +10,7 @@ import signal
 import sys
 import tempfile
 
-from traitlets import Float, List, Unicode, default
+from traitlets import Float, Integer, List, Unicode, default
 
 from ..events import Event
 from .base import BuildFailed, BuildRequest, Emit
@@ -60,6 +60,15 @@ class LocalBuilder(Repo2DockerBuilder):
     kill_grace = Float(10, help="Seconds between SIGTERM and SIGKILL when a build is stopped.").tag(
         config=True
     )
+
+    niceness = Integer(
+        10,
+        min=0,
+        max=19,
+        help="""repo2docker's CPU priority (nice): builds starting together must not
+        starve the service's event loop, which answers every viewer. 0: the service's
+        own priority.""",
+    ).tag(config=True)
 
     environment = List(
         Unicode(),
@@ -115,6 +124,9 @@ class LocalBuilder(Repo2DockerBuilder):
         if request.push:
             emit(Event("pushing", f"Pushed {request.image_name}\n"))
 
+    def _lower_priority(self) -> None:
+        os.nice(self.niceness)  # in the child, before exec
+
     async def _run(self, request: BuildRequest, cmd: list[str], env: dict, emit: Emit) -> None:
         proc = await asyncio.create_subprocess_exec(
             *cmd,
@@ -124,6 +136,7 @@ class LocalBuilder(Repo2DockerBuilder):
             env=env,
             start_new_session=True,  # so that a stop can kill the whole group
             limit=MAX_LINE,
+            preexec_fn=self._lower_priority if self.niceness else None,
         )
         output = Repo2DockerOutput()
         done = False

@@ -1,0 +1,145 @@
+"""A crowd on one service process (local builder, real Docker and registry): 2,000 viewers
+arriving over 2 s, spread over 20 new builds of repositories that sleep, then 2,000
+viewers of one new build (issue 12's load figures).
+
+Reported: builds started (exactly one per image), viewers reaching `ready`, the time
+from a viewer's request to its first event (p50, p99, max), the service's peak RSS and
+CPU seconds, and the kernel's listen-queue overflows during the run (a viewer whose SYN
+was dropped waits a second or more before its retry).
+
+    bash benchmarks/run.sh crowd                # both scenarios
+    python -m benchmarks.bench_crowd --viewers 500 --builds 5
+
+`--compare REV` runs the same scenarios on a checkout of REV first, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks.bench_local import Bench, checkout, pct, peak_rss_mb
+from tests.support.sse import read_events
+
+REPO_SLEEP = "FROM {base}\nRUN echo {marker} && sleep 8\n"
+
+
+def listen_overflows() -> int:
+    """TcpExtListenOverflows: SYNs dropped because an accept queue was full."""
+    with open("/proc/net/netstat") as f:
+        lines = f.read().splitlines()
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        if head.startswith("TcpExt:"):
+            fields = dict(zip(head.split()[1:], values.split()[1:], strict=False))
+            return int(fields.get("ListenOverflows", 0))
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
+    specs = [b.commit(f"crowd-{b.run}-{i}", REPO_SLEEP)[1] for i in range(builds)]
+    overflows0, cpu0 = listen_overflows(), cpu_seconds(b.service.proc.pid)
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=900)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+        async def viewer(k: int):
+            await asyncio.sleep(spread * k / viewers)
+            t0 = time.monotonic()
+            try:
+                got = await read_events(http, b.url(specs[k % builds]), timeout=900)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:  # noqa: UP041
+                return None, float("nan"), repr(e)
+            first = got.events[0]["_t"] - t0 if got.events else float("nan")
+            return got, first, ""
+
+        t0 = time.monotonic()
+        results = await asyncio.gather(*(viewer(k) for k in range(viewers)))
+        took = time.monotonic() - t0
+        async with http.get(b.service.url + "api/builds?limit=200") as r:
+            listed = (await r.json())["builds"]
+    images = {got.last.get("imageName") for got, _, _ in results if got and got.last}
+    started = [x for x in listed if x["image_name"] in images and x["state"] != "cancelled"]
+    firsts = [f for _, f, _ in results if f == f]
+    errors = [e for _, _, e in results if e]
+    return {
+        "viewers": viewers,
+        "builds": builds,
+        "started": len(started),
+        "ready": sum(1 for got, _, _ in results if got and got.last.get("phase") == "ready"),
+        "first_p50": statistics.median(firsts) if firsts else float("nan"),
+        "first_p99": pct(firsts, 99) if firsts else float("nan"),
+        "first_max": max(firsts) if firsts else float("nan"),
+        "rss": peak_rss_mb(b.service.proc.pid),
+        "cpu": cpu_seconds(b.service.proc.pid) - cpu0,
+        "overflows": listen_overflows() - overflows0,
+        "errors": errors[:3],
+        "took": took,
+    }
+
+
+def report(name: str, r: dict) -> None:
+    print(
+        f"  {name:8} {r['viewers']} viewers / {r['builds']} builds: started {r['started']}, "
+        f"ready {r['ready']}/{r['viewers']}, first event p50 {r['first_p50'] * 1000:.0f} ms "
+        f"p99 {r['first_p99'] * 1000:.0f} ms max {r['first_max'] * 1000:.0f} ms, "
+        f"peak RSS {r['rss']:.0f} MB, service CPU {r['cpu']:.1f} s, "
+        f"listen overflows {r['overflows']}, wall {r['took']:.0f} s"
+        + (f", errors {r['errors']}" if r["errors"] else "")
+    )
+
+
+async def main(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="r2d-bench-crowd-") as tmp:
+        sides = {}
+        if args.compare:
+            sides[args.compare[:10]] = checkout(args.compare, Path(tmp) / "base")
+        sides["this"] = None
+        results: dict[str, list[dict]] = {name: [] for name in sides}
+        for name, source in sides.items():
+            work = Path(tmp) / f"work-{name}"
+            work.mkdir()
+            b = Bench(work, source=source)
+            try:
+                results[name].append(await crowd(b, args.viewers, args.builds, args.spread))
+                results[name].append(await crowd(b, args.viewers, 1, args.spread))
+            finally:
+                b.close()
+    print(f"\ncrowds arriving over {args.spread:g} s (one service process, local builder)")
+    for name, rs in results.items():
+        for r in rs:
+            report(name, r)
+    this = results["this"][0]
+    ok = (
+        this["started"] == args.builds
+        and this["ready"] == args.viewers
+        and this["first_p50"] <= 0.150
+        and this["rss"] <= 250
+    )
+    print(
+        f"targets (exact builds, all ready, first p50 <= 150 ms, RSS <= 250 MB): "
+        f"{'met' if ok else 'NOT met'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--viewers", type=int, default=2000)
+    p.add_argument("--builds", type=int, default=20)
+    p.add_argument("--spread", type=float, default=2.0, help="seconds over which viewers arrive")
+    p.add_argument("--compare", help="a git revision to run first, side by side")
+    sys.exit(asyncio.run(main(p.parse_args())))
