@@ -111,7 +111,7 @@ def hub_and_service(static_files, fakes, tmp_path_factory):
     config = SERVICE_CONFIG.format(workdir=workdir, engine=fakes.engine_url, forge=fakes.forge.url)
     hub = Hub(str(tmp_path_factory.mktemp("hub")), config, external=True)
     service = hub.external_service(str(workdir))
-    service.env["PYTHONPATH"] = str(workdir)
+    service.env["PYTHONPATH"] = os.pathsep.join([str(workdir), REPO])  # this checkout
     # The service first: a hub waits for an external service that is not up.
     service.start()
     hub.start()
@@ -322,6 +322,28 @@ async def test_invalid_input_is_explained_under_the_field_before_any_request(ali
     assert requests == [] and "/builds/" not in page.url
     await page.fill("#ref", "")
     assert await page.inner_text("#ref-error") == ""
+
+
+async def test_a_data_repository_has_no_ref_field(alice):
+    """Zenodo and the other data repositories name their version in the record."""
+    page = alice.page
+    await page.goto(page.url.split("?")[0])
+    await page.wait_for_selector("#build-form[data-ready]")
+    await page.select_option("#provider", "zenodo")
+    await page.fill("#spec", "10.5281/zenodo.3242074")
+    await page.dispatch_event("#spec", "input")
+    assert await page.inner_text("#resolved-spec") == "zenodo/10.5281/zenodo.3242074"
+    state = await page.evaluate(
+        "({hidden: document.getElementById('ref').closest('.field').hidden,"
+        " disabled: document.getElementById('ref').disabled})"
+    )
+    assert state == {"hidden": True, "disabled": True}, state
+    assert await page.is_hidden("#ref")
+    await page.select_option("#provider", "gh")
+    await page.fill("#spec", "octo/tick")
+    await page.dispatch_event("#spec", "input")
+    assert await page.is_visible("#ref")
+    assert await page.inner_text("#resolved-spec") == "gh/octo/tick/HEAD"
 
 
 async def test_a_shared_v2_link_builds_and_says_whether_it_launches(alice, hub):

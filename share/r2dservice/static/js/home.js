@@ -25,6 +25,10 @@ function showProvider(p) {
   $("spec-label").textContent = p.repo.label || "Repository";
   fields.repo.placeholder = (p.repo.placeholder || "").replace(/^example:\s*/i, "").split(" or ")[0];
   fields.ref.placeholder = p.ref.default || "HEAD";
+  // Data repositories (Zenodo, Figshare, ...) name their version in the record: no ref.
+  const hasRef = p.ref.enabled !== false;
+  fields.ref.disabled = !hasRef;
+  fields.ref.closest(".field").hidden = !hasRef;
 }
 
 /** The form's current reading: {provider, spec} or {error}, and what it filled in. */
@@ -42,8 +46,9 @@ function read() {
   // (A value filled in this way goes again when the next text has none.)
   if (!fields.ref.dataset.typed) fields.ref.value = found.ref ? decodeURIComponent(found.ref) : "";
   if (!fields.filepath.dataset.typed) fields.filepath.value = found.path ? decodeURIComponent(found.path) : "";
-  const ref = fields.ref.value.trim() || p.ref.default || "HEAD";
-  const problem = refProblem(ref);
+  const hasRef = p.ref.enabled !== false;
+  const ref = hasRef ? fields.ref.value.trim() || p.ref.default || "HEAD" : "";
+  const problem = hasRef ? refProblem(ref) : null;
   if (problem) return { error: problem, field: "ref" };
   const spec = makeSpec(p, found.repo, ref);
   if (!spec) return { error: `This is not a ${p.displayName} repository name.`, field: "repo" };
