@@ -154,20 +154,7 @@ class BuildsHandler(APIHandler):
                 provider, spec = split_spec(spec)
             except ValueError as e:
                 raise web.HTTPError(400, "%s", e) from None
-        caller = self.caller
-        try:
-            build, outcome = await self.manager.submit(
-                str(provider),
-                spec,
-                user=caller.name,
-                may_build=caller.may_build,
-                is_admin=caller.is_admin,
-            )
-        except BuildRejected as e:
-            raise web.HTTPError(e.status, "%s", e.message) from None
-        if outcome == "cached":
-            # No build ran, but the answer is a resource like any build: readable, listed.
-            self.manager.remember(build)
+        build, outcome = await self.submit(str(provider), spec)
         self.write_json(self.build_json(build), 201 if outcome == "new" else 200)
 
 

@@ -8,6 +8,7 @@ from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
 from ..auth import ANONYMOUS_ADMIN, Caller, HubUnavailable
+from ..builds import BuildRejected
 from ..events import encode_sse, failed
 from .sse import OUTSIDE_BUILD, start_sse
 
@@ -72,6 +73,25 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             return await self.refuse(403, auth.unauthenticated_message(self))
         if not caller.may_use:
             return await self.refuse(403, auth.forbidden_message(caller))
+
+    async def submit(self, provider: str, spec: str):
+        """(build, outcome) of the caller's request for an image; a refusal is an HTTP
+        error with its message. An image found is remembered like a build, so that it is
+        a resource like any other: readable by id, listed."""
+        caller = self.caller
+        try:
+            build, outcome = await self.manager.submit(
+                provider,
+                spec,
+                user=caller.name,
+                may_build=caller.may_build,
+                is_admin=caller.is_admin,
+            )
+        except BuildRejected as e:
+            raise web.HTTPError(e.status, "%s", e.message) from None
+        if outcome == "cached":
+            self.manager.remember(build)
+        return build, outcome
 
     async def refuse(self, status: int, message: str):
         """End the request with `status` and `message`, the way this route answers."""

@@ -13,7 +13,6 @@ import os
 import jinja2
 from tornado import web
 
-from ..builds import BuildRejected
 from ..launch import LaunchError, launch_path
 from ..store import StoreUnavailable
 from .base import PageHandler
@@ -153,19 +152,7 @@ class V2Handler(PagesHandler):
             launch_path(**args)  # checked now: a bad path is the link's fault, said at once
         except LaunchError as e:
             raise web.HTTPError(e.status, "%s", e.message) from None
-        caller = self.caller
-        try:
-            build, outcome = await self.manager.submit(
-                provider,
-                spec,
-                user=caller.name,
-                may_build=caller.may_build,
-                is_admin=caller.is_admin,
-            )
-        except BuildRejected as e:
-            raise web.HTTPError(e.status, "%s", e.message) from None
-        if outcome == "cached":
-            self.manager.remember(build)  # the page reads it back by id
+        build, _ = await self.submit(provider, spec)  # the page reads it back by id
         self.page(
             "build.html",
             build_id=build.id,
