@@ -934,6 +934,7 @@ async def test_watch_dropped_mid_build_reconnects_without_losing_state(kube, bui
     req = make_request()
     task, events = start_build(builder, req)
     await kube.wait_for_pod(req.name, NS)
+    await kube.wait_for_watches(1)
     watches_before = kube.stats["watch"].requests
     assert kube.drop_watches(abrupt=True) == 1
     # changes while nobody watches

@@ -356,6 +356,15 @@ class FakeKubeAPI:
         for any) answer an error Status with code `status`."""
         self._failures.append({"n": n, "status": status, "endpoint": endpoint, "method": method})
 
+    async def wait_for_watches(self, n: int = 1, timeout: float = 5) -> None:
+        """Until `n` watch streams are open (a client opens its watch in the background,
+        after its list: a test that drops watches must not come first)."""
+        deadline = time.monotonic() + timeout
+        while len(self._watches) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self._watches)} watches open after {timeout} s")
+            await asyncio.sleep(0.01)
+
     def drop_watches(self, abrupt: bool = True) -> int:
         """End every open watch stream: abruptly (connection reset) or cleanly (as a
         server-side timeout does). Returns how many were dropped."""
