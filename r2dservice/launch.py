@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from traitlets import Bool, CaselessStrEnum, Float, Unicode
@@ -55,7 +55,6 @@ class Launched:
     ready: bool
     reused: bool = False
     hub_prefix: str = "/hub/"
-    progress: list = field(default_factory=list)
 
     @property
     def pending_url(self) -> str:
@@ -207,7 +206,7 @@ class Launcher(LoggingConfigurable):
             servers = (await hub.user(user)).get("servers") or {}
             for name, server in servers.items():
                 if (server.get("user_options") or {}).get("repo") == repo:
-                    return await self._launched(hub, user, name, repo, path, reused=True)
+                    return self._launched(user, name, repo, path, server, reused=True)
             name = server_name_for(repo) if self.named_servers != "never" else ""
             try:
                 await self._start(hub, user, name, repo, servers, replace)
@@ -216,7 +215,9 @@ class Launcher(LoggingConfigurable):
                     raise
                 name = ""
                 await self._start(hub, user, name, repo, servers, replace)
-            return await self._launched(hub, user, name, repo, path)
+            # the started server's model: its URL and whether it is up already
+            server = ((await hub.user(user)).get("servers") or {}).get(name) or {}
+            return self._launched(user, name, repo, path, server)
         except HubAPIError as e:
             raise self._error(e, user) from None
 
@@ -243,8 +244,7 @@ class Launcher(LoggingConfigurable):
             await asyncio.sleep(0.5)
         raise LaunchError(504, f"{_describe(name)} did not stop within {self.start_timeout:g} s.")
 
-    async def _launched(self, hub, user, name, repo, path, reused=False) -> Launched:
-        server = ((await hub.user(user)).get("servers") or {}).get(name) or {}
+    def _launched(self, user, name, repo, path, server: dict, reused=False) -> Launched:
         url = server.get("url") or (
             f"{self.hub_prefix[: -len('hub/')]}user/{quote(user, safe='')}/"
             + (f"{quote(name, safe='')}/" if name else "")
