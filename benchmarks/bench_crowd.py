@@ -50,7 +50,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
-    specs = [b.commit(f"crowd-{b.run}-{i}", REPO_SLEEP)[1] for i in range(builds)]
+    # A repository per build and per scenario: a ref another scenario resolved may still
+    # be cached, and its image would be found instead of building the new commit.
+    specs = [b.commit(f"crowd-{b.run}-{builds}-{i}", REPO_SLEEP)[1] for i in range(builds)]
     overflows0, cpu0 = listen_overflows(), cpu_seconds(b.service.proc.pid)
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=900)

@@ -187,16 +187,14 @@ class Build:
     async def wait(self, after: int, timeout: float | None = None) -> bool:
         """Wait until the log has events past `after` or the build is done.
 
-        Returns False on timeout. Each waiter shields the shared future, so a
-        subscriber that goes away does not disturb the others.
+        Returns False on timeout. asyncio.wait never cancels the shared future, so a
+        subscriber that goes away does not disturb the others (and it costs less than
+        wait_for + shield, on every viewer's every wake-up).
         """
         if self.log.last_id > after or self.done:
             return True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        done, _ = await asyncio.wait((self._changed,), timeout=timeout)
+        return bool(done)
 
     async def follow(self, after: int = 0):
         """Yield (id, event) from `after` on, live, until the build's last event."""

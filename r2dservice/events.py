@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # The BinderHub event-stream phases, in the order a build passes through them.
@@ -42,6 +43,12 @@ class Event:
     def terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
 
+    @cached_property
+    def data(self) -> str:
+        """The event as one line of JSON, made once: a build's events reach every viewer,
+        and each new viewer replays the log so far (an event is never changed)."""
+        return json.dumps(self.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.extra)
         d["phase"] = self.phase
@@ -67,7 +74,7 @@ def failed(message: str, **extra: Any) -> Event:
 def encode_sse(event: Event, event_id: int | str | None = None) -> bytes:
     """One SSE frame. json.dumps escapes newlines, so `data:` is a single line."""
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return (head + "data: " + json.dumps(event.to_dict()) + "\n\n").encode()
+    return f"{head}data: {event.data}\n\n".encode()
 
 
 def parse_repo2docker_line(line: str, current_phase: str) -> tuple[Event, bool]:

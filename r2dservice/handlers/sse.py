@@ -55,15 +55,15 @@ async def stream_build(
     quiet = 0.0
     try:
         while True:
-            sent = False
+            frames = []
             for event_id, event in build.log.after(i):
                 if launch and event.phase == "ready":
                     event = Event("built", "Found built image, launching...\n", event.extra)
-                handler.write(encode_sse(event, event_id))
+                frames.append(encode_sse(event, event_id))
                 i = event_id
-                sent = True
-            if sent:
+            if frames:  # one write for a viewer's whole replay
                 quiet = 0.0
+                handler.write(b"".join(frames))
                 await handler.flush()
             if build.done and i >= build.last_event_id:
                 return True
