@@ -83,6 +83,8 @@ class DockerKubelet:
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
         # PersistentVolumeClaims bound to this node: (namespace, claim) -> folder
         self.claims: dict[tuple[str, str], Path] = {}
+        # ConfigMaps (the stand-in API has none): (namespace, name) -> data
+        self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
 
     def add_claim(self, name: str, namespace: str = "default") -> Path:
         """A bound PersistentVolumeClaim (a folder that outlives the pods using it)."""
@@ -90,6 +92,10 @@ class DockerKubelet:
         path.mkdir(parents=True, exist_ok=True)
         self.claims[(namespace, name)] = path
         return path
+
+    def add_config_map(self, name: str, data: dict[str, str], namespace: str = "default") -> None:
+        """A ConfigMap as the API server would hand it to the kubelet."""
+        self.config_maps[(namespace, name)] = dict(data)
 
     async def start(self) -> DockerKubelet:
         queue = self.api.listen()
@@ -396,6 +402,18 @@ class DockerKubelet:
             # Without root here to chown, the folder is opened to all instead.
             path.chmod(0o2777)
             return str(path)
+        if "configMap" in vol:
+            cm_name = vol["configMap"]["name"]
+            data = self.config_maps.get((namespace, cm_name))
+            if data is None:
+                raise _MountFailed(
+                    f'MountVolume.SetUp failed for volume "{vol["name"]}" : configmap "{cm_name}" not found'
+                )
+            path = workdir / "configmaps" / vol["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            for item in vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]:
+                (path / item["path"]).write_text(data[item["key"]])
+            return str(path)
         if "secret" in vol:
             secret_name = vol["secret"]["secretName"]
             secret = self.api.get_secret(secret_name, namespace)
@@ -415,7 +433,9 @@ class DockerKubelet:
                     )
                 (path / item["path"]).write_text(data[item["key"]])
             return str(path)
-        raise NotImplementedError(f"volume {vol['name']}: only hostPath, emptyDir and secret")
+        raise NotImplementedError(
+            f"volume {vol['name']}: only hostPath, emptyDir, claims, configMap and secret"
+        )
 
 
 # hostPath types and what the kubelet calls them in its errors (pkg/volume/hostpath,
