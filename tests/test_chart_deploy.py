@@ -196,7 +196,8 @@ def test_dind_daemon_by_default_and_build_pods_get_its_socket(helm, tmp_path):
     dockerd, cleaner = spec["containers"]
     assert dockerd["image"] == "docker:28.5-dind"
     assert dockerd["securityContext"] == {"privileged": True}
-    assert dockerd["args"][0] == "--host=unix:///var/run/r2dservice/docker.sock"
+    # "dockerd" first, so the official entrypoint adds no TCP listener (test_chart_e2e)
+    assert dockerd["args"][:2] == ["dockerd", "--host=unix:///var/run/r2dservice/docker.sock"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     socket_dir = volumes["run"]["hostPath"]["path"]
     assert socket_dir == f"/var/run/r2dservice/{NAMESPACE}-{RELEASE}"  # per release
@@ -222,7 +223,11 @@ def test_rootless_daemon_runs_unprivileged_in_a_user_namespace(helm, tmp_path_fa
     assert dockerd["image"] == "docker:28.5-dind-rootless"
     assert "privileged" not in dockerd["securityContext"]
     assert dockerd["securityContext"]["runAsUser"] == 1000
-    assert dockerd["args"] == ["--host=unix:///var/run/r2dservice/docker.sock", "--mtu=1400"]
+    assert dockerd["args"] == [
+        "dockerd",
+        "--host=unix:///var/run/r2dservice/docker.sock",
+        "--mtu=1400",
+    ]
 
 
 def test_host_daemon_uses_the_node_socket_and_makes_no_daemon(helm, tmp_path):

@@ -9,10 +9,19 @@ Dockerfile makes (dev/service-image.sh), with the rendered Secrets in the stand-
 (tests/fakes/kubeapi.py). A build requested through that pod makes a build pod, which the
 same kubelet runs with the build daemon's socket, and the image lands in the registry.
 
-Three things differ from a cluster, on purpose and visible below: the build daemon is
-the machine's own Docker engine (daemon.type host; the dind DaemonSet is rendered and
-validated in test_chart_deploy.py, but a privileged dockerd would share this machine's
-network with other tests); the service reaches the stand-in API by its URL
+The first test uses the machine's own Docker engine as the build daemon (daemon.type
+host). The second runs the chart's default, the dind DaemonSet, as the kubelet would:
+privileged, its socket and data on hostPaths, the image cleaner beside it, from a
+stand-in of the official docker:*-dind image made here (dev/daemon-image: Debian's
+dockerd behind the official entrypoint's argument rules; Docker Hub is out of reach).
+That pod gets a network namespace of its own, as on a cluster (a second dockerd on the
+host's network would take over this machine's docker0 and iptables), so the registry it
+pushes to listens where a pod can reach it (the bridge's gateway) and, being plain HTTP,
+is named in `build.daemon.extraArgs` (--insecure-registry), as an operator with such a
+registry does. The third leaves the DaemonSet out: the build fails within pendingGrace
+naming the socket.
+
+Other differences from a cluster: the service reaches the stand-in API by its URL
 (`config.KubernetesBuilder.k8s_api_url`, as it would through `kubectl proxy`; the Role
 is checked call by call in test_chart.py); and, as every pod here shares the host's
 network, it listens on a free port (`config.R2DService.port`).
@@ -21,11 +30,14 @@ network, it listens on a free port (`config.R2DService.port`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,6 +49,7 @@ from tests.conftest import registry_has
 from tests.fakes.gitserver import GitHTTPServer, make_repo
 from tests.fakes.kubeapi import FakeKubeAPI
 from tests.fakes.kubelet import DockerKubelet, remove_leftover_containers
+from tests.support.registry import AuthRegistry
 from tests.support.sse import read_events
 from tests.test_chart import CHART, NAMESPACE, RELEASE, helm, run_helm
 from tests.test_kube_e2e import build_image, docker_socket
@@ -68,6 +81,37 @@ def service_image(infra):
     if proc.returncode:
         pytest.fail(f"dev/service-image.sh failed:\n{proc.stderr[-3000:]}")
     return SERVICE_IMAGE
+
+
+@pytest.fixture(scope="module")
+def daemon_image(infra, helm, tmp_path_factory):
+    """The image the rendered dind DaemonSet names, made on this machine by
+    dev/daemon-image/build.sh (cached by its recipe)."""
+    docs = render(helm, tmp_path_factory.mktemp("daemon"), {"imagePrefix": "r.example/x-"})
+    [ds] = [d for d in docs if d["kind"] == "DaemonSet"]
+    image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
+    proc = subprocess.run(
+        ["bash", str(REPO / "dev" / "daemon-image" / "build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "BASE_IMAGE": infra["base_image"], "IMAGE": image},
+    )
+    if proc.returncode:
+        pytest.fail(f"dev/daemon-image/build.sh failed:\n{proc.stderr[-3000:]}")
+    return image
+
+
+def bridge_gateway() -> str:
+    """The address of the host on Docker's default bridge: what a pod with a network
+    namespace of its own reaches this machine by."""
+    out = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
 
 
 def free_port() -> int:
@@ -110,6 +154,97 @@ async def apply(kube: FakeKubeAPI, kubelet: DockerKubelet, docs: list[dict]) -> 
         async with s.post(f"{kube.url}/api/v1/namespaces/{NAMESPACE}/pods", json=pod) as r:
             assert r.status == 201, await r.text()
             return await r.json()
+
+
+async def run_daemon_set(kube: FakeKubeAPI, kubelet: DockerKubelet, docs: list[dict]) -> dict:
+    """What the DaemonSet controller would do on this one-node cluster: its pod on the
+    node, with the ConfigMaps it mounts. Returns the pod."""
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            kubelet.add_config_map(
+                doc["metadata"]["name"], doc["data"], doc["metadata"]["namespace"]
+            )
+    [ds] = [d for d in docs if d["kind"] == "DaemonSet"]
+    ns = ds["metadata"]["namespace"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            **ds["spec"]["template"]["metadata"],
+            "name": f"{ds['metadata']['name']}-{kubelet.node}",
+        },
+        "spec": ds["spec"]["template"]["spec"],
+    }
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{kube.url}/api/v1/namespaces/{ns}/pods", json=pod) as r:
+            assert r.status == 201, await r.text()
+            return await r.json()
+
+
+def is_daemon(pod: dict) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    return labels.get("app.kubernetes.io/component") == "build-daemon"
+
+
+async def wait_ready(kube: FakeKubeAPI, name: str, ns: str, timeout: float = 90) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        pod = kube.get_pod(name, ns) or {}
+        statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        if statuses[0].get("ready"):
+            return
+        if loop.time() > deadline or (pod.get("status") or {}).get("phase") == "Failed":
+            raise AssertionError(
+                f"{name} is not ready: {json.dumps(pod.get('status'))}\n"
+                f"{kube.log_text(name, ns)[-3000:]}\n"
+                f"events: {[(e['reason'], e['message']) for e in kube.events_for(name, ns)]}"
+            )
+        await asyncio.sleep(0.5)
+
+
+def chart_values(infra, kube: FakeKubeAPI, port: int, image_prefix: str, daemon: dict) -> dict:
+    """What an operator sets (the registry, its credentials, the service's name, the
+    daemon), and what this machine needs (its own images, repo2docker's offline
+    configuration, the stand-in API's URL, a free port)."""
+    config_dir = str(Path(infra["r2d_config"]).parent)
+    return {
+        "imagePrefix": image_prefix,
+        "registry": {"username": "pusher", "password": "s3cret"},
+        "service": {"name": "binder"},
+        "image": {"name": "r2dservice", "tag": "local", "pullPolicy": "Never"},
+        "build": {
+            "namespace": BUILD_NS,
+            "image": {"name": "r2dservice-repo2docker", "tag": "local", "pullPolicy": "Never"},
+            **daemon,
+            "extraVolumes": [
+                {"name": "r2d-config", "hostPath": {"path": config_dir, "type": "Directory"}}
+            ],
+            "extraVolumeMounts": [
+                {"name": "r2d-config", "mountPath": "/etc/r2d-dev", "readOnly": True}
+            ],
+            "repo2dockerExtraArgs": [f"--config=/etc/r2d-dev/{Path(infra['r2d_config']).name}"],
+        },
+        # no hub here: the hub's side is tested in test_hub.py
+        "auth": {"enabled": False},
+        "config": {
+            "KubernetesBuilder": {"k8s_api_url": kube.url},
+            "R2DService": {"port": port},
+            # the test's git server listens on 127.0.0.1
+            "GitRepoProvider": {"allow_loopback": True},
+        },
+    }
+
+
+def host_volume(docs: list[dict], volume: str) -> str:
+    """The node folder of one of the DaemonSet's hostPath volumes."""
+    [ds] = [d for d in docs if d["kind"] == "DaemonSet"]
+    [v] = [v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] == volume]
+    return v["hostPath"]["path"]
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
 async def wait_answering(url: str, kube: FakeKubeAPI, pod: str, timeout: float = 120) -> None:
@@ -223,3 +358,178 @@ async def test_chart_runs_and_builds_through_the_service_pod(
         await kubelet.stop()
         await kube.stop()
         git.stop()
+
+
+async def test_dind_daemon_serves_builds_through_its_socket(
+    helm, service_image, build_image, daemon_image, infra, run_id, tmp_path
+):
+    """The chart's default build daemon, run as rendered: a build through the service
+    pod makes a build pod that mounts the daemon's socket (not the node's Docker), the
+    daemon builds and pushes with the chart's registry credentials, nothing else can
+    reach its API, and its image cleaner prunes it."""
+    await remove_leftover_containers()
+    port = free_port()
+    git = GitHTTPServer(tmp_path / "git").start()
+    (tmp_path / "registry").mkdir()
+    registry = AuthRegistry(str(tmp_path / "registry"), {"pusher": "s3cret"}, bridge_gateway())
+    kube = FakeKubeAPI()
+    await kube.start()
+    kubelet = DockerKubelet(kube, own_network=is_daemon)
+    await kubelet.start()
+    docs: list[dict] = []
+    try:
+        values = chart_values(
+            infra,
+            kube,
+            port,
+            f"{registry.host}/r2dtest-{run_id}-dind-",
+            # the chart's default daemon (dind); a plain-HTTP registry must be named
+            {"daemon": {"extraArgs": [f"--insecure-registry={registry.host}"]}},
+        )
+        # ... and the service's check of it speaks plain HTTP too
+        values["config"]["RegistryImageChecker"] = {"insecure_registries": [registry.host]}
+        docs = render(helm, tmp_path, values)
+        socket_path = f"{host_volume(docs, 'run')}/docker.sock"
+        kube.add_secret("hub", {"hub.services.binder.apiToken": HUB_TOKEN}, NAMESPACE)
+        daemon = await run_daemon_set(kube, kubelet, docs)
+        daemon_name = daemon["metadata"]["name"]
+        await wait_ready(kube, daemon_name, BUILD_NS)
+        dockerd = kubelet.container_names[(daemon_name, "dockerd")]
+        cleaner = kubelet.container_names[(daemon_name, "image-cleaner")]
+        assert daemon_image in kubelet.container_args[(daemon_name, "dockerd")]
+
+        # Its API is the socket only: no TCP listener in the pod, which RUN steps share
+        # (the official entrypoint adds an unauthenticated tcp://0.0.0.0:2375 unless the
+        # arguments start with "dockerd").
+        listening = docker("exec", dockerd, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout
+        ports = [
+            int(f[1].rsplit(":", 1)[1], 16)
+            for f in (line.split() for line in listening.splitlines()[1:])
+            if len(f) > 3 and f[3] == "0A"
+        ]
+        assert ports == [], f"the build daemon listens on TCP ports {ports}"
+
+        # The node's daemon has the base image (nothing can be pulled here).
+        save = subprocess.Popen(["docker", "save", infra["base_image"]], stdout=subprocess.PIPE)
+        load = subprocess.run(
+            ["docker", "-H", f"unix://{socket_path}", "load", "-q"],
+            stdin=save.stdout,
+            capture_output=True,
+            text=True,
+        )
+        save.wait()
+        assert load.returncode == 0, load.stderr
+
+        pod = await apply(kube, kubelet, docs)
+        name = pod["metadata"]["name"]
+        base = f"http://127.0.0.1:{port}/services/binder/"
+        await wait_answering(base + "health", kube, name)
+
+        sha = make_repo(
+            git.root / "demo",
+            {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo {run_id} > /built.txt\n"},
+        )
+        spec = f"git/{quote(git.url('demo'), safe='')}/{sha}"
+        async with aiohttp.ClientSession() as s:
+            got = await read_events(s, f"{base}build/{spec}?build_only=true", timeout=900)
+        assert got.last["phase"] == "ready", "".join(e["message"] for e in got.events[-20:])
+        image = got.last["imageName"]
+
+        # The build pod used the daemon's socket, not the node's Docker.
+        [build_pod] = [n for n in kubelet.docker_args if n not in (name, daemon_name)]
+        build_args = kubelet.docker_args[build_pod]
+        assert f"{socket_path}:/var/run/docker.sock" in build_args
+        assert not any(a.startswith("/var/run/docker.sock:") for a in build_args)
+        # The daemon built it (the node's Docker never saw it) and pushed it with the
+        # chart's credentials (the registry wants them).
+        assert (
+            docker("-H", f"unix://{socket_path}", "image", "inspect", image, check=False).returncode
+            == 0
+        )
+        assert docker("image", "inspect", image, check=False).returncode != 0
+        assert registry_has_with_auth(registry.host, image, ("pusher", "s3cret"))
+
+        # The image cleaner runs beside it, reaching the daemon as rendered (socket,
+        # read-only data, no capabilities): a pass with the disk "full" prunes it.
+        assert json.loads(docker("inspect", "-f", "{{json .State.Running}}", cleaner).stdout)
+        cleaned = docker(
+            "exec", "-e", "ONCE=1", "-e", "DISK_HIGH=0", "-e", "DISK_LOW=0",
+            cleaner, "sh", "/etc/image-cleaner/image-cleaner.sh", check=False,
+        )  # fmt: skip
+        assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+        assert "image-cleaner: removed image" in cleaned.stdout, cleaned.stdout + cleaned.stderr
+        assert docker(
+            "-H", f"unix://{socket_path}", "image", "inspect", image, check=False
+        ).returncode
+    finally:
+        await kubelet.stop()
+        await kube.stop()
+        registry.stop()
+        git.stop()
+        # the node's folders of the daemon (its socket, images and cache)
+        for d in [host_volume(docs, v) for v in ("run", "data")] if docs else []:
+            subprocess.run(["rm", "-rf", d])
+
+
+async def test_build_without_the_daemon_fails_within_pending_grace_naming_the_socket(
+    helm, service_image, build_image, infra, run_id, tmp_path
+):
+    """The dind DaemonSet is not running on the node (not scheduled there, not yet
+    started, deleted): the build pod waits in ContainerCreating with FailedMount of the
+    socket, and the build fails after pendingGrace with that reason."""
+    await remove_leftover_containers()
+    port = free_port()
+    git = GitHTTPServer(tmp_path / "git").start()
+    kube = FakeKubeAPI()
+    await kube.start()
+    kubelet = DockerKubelet(kube)
+    await kubelet.start()
+    try:
+        values = chart_values(infra, kube, port, f"{infra['registry']}/r2dtest-{run_id}-nod-", {})
+        values["build"]["pendingGrace"] = 5
+        docs = render(helm, tmp_path, values)
+        socket_path = f"{host_volume(docs, 'run')}/docker.sock"
+        subprocess.run(["rm", "-rf", host_volume(docs, "run")])  # never ran on this node
+        kube.add_secret("hub", {"hub.services.binder.apiToken": HUB_TOKEN}, NAMESPACE)
+        pod = await apply(kube, kubelet, docs)
+        base = f"http://127.0.0.1:{port}/services/binder/"
+        await wait_answering(base + "health", kube, pod["metadata"]["name"])
+        sha = make_repo(git.root / "demo", {"Dockerfile": f"FROM {infra['base_image']}\n"})
+        spec = f"git/{quote(git.url('demo'), safe='')}/{sha}"
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with aiohttp.ClientSession() as s:
+            got = await read_events(s, f"{base}build/{spec}?build_only=true", timeout=120)
+        took = loop.time() - start
+        assert got.last["phase"] == "failed", got.last
+        message = got.last["message"]
+        assert "FailedMount" in message, message
+        assert f"hostPath type check failed: {socket_path} is not a socket file" in message
+        assert took < 5 + 30, f"failed after {took:.0f}s"
+    finally:
+        await kubelet.stop()
+        await kube.stop()
+        git.stop()
+
+
+def registry_has_with_auth(registry: str, image_name: str, auth: tuple[str, str]) -> bool:
+    name, _, tag = image_name.partition("/")[2].rpartition(":")
+    req = urllib.request.Request(
+        f"http://{registry}/v2/{name}/manifests/{tag}",
+        method="HEAD",
+        headers={
+            "Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode(),
+            "Accept": ", ".join(
+                [
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.oci.image.index.v1+json",
+                ]
+            ),
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status == 200
+    except urllib.error.HTTPError:
+        return False

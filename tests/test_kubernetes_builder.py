@@ -376,7 +376,7 @@ async def test_missing_docker_socket_fails_after_grace_with_failed_mount(kube):
         kube.schedule(req.name, namespace=NS)
         message = (
             'MountVolume.SetUp failed for volume "docker-socket" : '
-            "hostPath /var/run/docker.sock doesn't exist"
+            "hostPath type check failed: /var/run/docker.sock is not a socket file"
         )
         for _ in range(3):  # the kubelet retries; its recorder counts
             kube.record_event(req.name, "FailedMount", message, namespace=NS)

@@ -508,14 +508,28 @@ class FakeKubeAPI:
 
         return self.patch_pod(name, change, namespace)
 
-    def start_container(self, name: str, namespace: str = "default", node: str = "node-1") -> Pod:
+    def start_container(
+        self, name: str, namespace: str = "default", node: str = "node-1", ready: bool = True
+    ) -> Pod:
         def change(pod):
             pod["spec"].setdefault("nodeName", node)
             pod["status"]["phase"] = "Running"
             pod["status"]["startTime"] = pod["status"].get("startTime") or now_rfc3339()
-            self._set_container_state(pod, {"running": {"startedAt": now_rfc3339()}}, ready=True)
+            self._set_container_state(pod, {"running": {"startedAt": now_rfc3339()}}, ready=ready)
 
         self._log_for((namespace, name))
+        return self.patch_pod(name, change, namespace)
+
+    def set_ready(self, name: str, ready: bool, namespace: str = "default") -> Pod | None:
+        """The readiness probes' verdict (containerStatuses[0].ready)."""
+        pod = self.get_pod(name, namespace)
+        statuses = (pod or {}).get("status", {}).get("containerStatuses") or [{}]
+        if pod is None or statuses[0].get("ready") == ready:
+            return pod
+
+        def change(pod):
+            pod["status"]["containerStatuses"][0]["ready"] = ready
+
         return self.patch_pod(name, change, namespace)
 
     def log(self, name: str, *lines: str, namespace: str = "default") -> None:

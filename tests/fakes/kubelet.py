@@ -13,7 +13,8 @@ It is as unkind as a real kubelet, because a kinder stand-in hides bugs:
 
 - a volume that cannot be set up (a hostPath that is not there or of the wrong type, a
   missing Secret or key) leaves the pod in ContainerCreating with a FailedMount Event
-  ('MountVolume.SetUp failed for volume "v" : hostPath /x doesn't exist'), retried and
+  ('MountVolume.SetUp failed for volume "v" : hostPath type check failed: /x is not a
+  socket file', for a missing path as for one of another type), retried and
   counted, never a waiting reason of its own (kubernetes pkg/volume/hostpath checkType;
   the kubelet waits in WaitForAttachAndMount before any container is made);
 - an env var from a missing Secret (or key) leaves the container waiting with
@@ -23,7 +24,18 @@ It is as unkind as a real kubelet, because a kinder stand-in hides bugs:
   imagePullPolicy Never), with the kubelet's Failed and BackOff Events.
 
 The kubelet retries every `retry_interval`, and the container starts once what was
-missing is there. Containers use the host's network (the registry, git servers).
+missing is there. Pods use the host's network (the registry, git servers), except those
+`own_network` selects: they get a network namespace of their own (Docker's bridge), as a
+real kubelet gives every pod without hostNetwork, shared by the pod's containers. A pod's
+containers start in order; an exec readinessProbe is run every periodSeconds and the
+pod is ready once every container is (containers without a probe: when running). The
+pod log is its first container's; `container_names` gives the others' for `docker logs`.
+
+`privileged: true` is `docker run --privileged` -- unless this machine's capability
+bounding set lacks capabilities Docker would grant (runc then fails "unable to apply
+caps", as it would for a real kubelet on such a node): then the same privileges less
+those capabilities (all others, no seccomp/AppArmor, unmasked /proc, every device, the
+cgroup hierarchy writable), printed as a warning, so the test still runs the pod.
 """
 
 from __future__ import annotations
@@ -34,7 +46,9 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .kubeapi import FakeKubeAPI
@@ -50,18 +64,27 @@ class DockerKubelet:
         node: str = "docker-node",
         docker: str = "docker",
         retry_interval: float = 0.5,
+        own_network: Callable[[dict], bool] | None = None,
     ):
         self.api = api
         self.retry_interval = retry_interval
         self.node = node
         self.docker = docker
-        self.containers: dict[tuple[str, str], str] = {}  # (ns, pod) -> container name
-        self.docker_args: dict[str, list[str]] = {}  # pod name -> the `docker run` it used
+        self.own_network = own_network or (lambda pod: False)
+        self.containers: dict[tuple[str, str], list[str]] = {}  # (ns, pod) -> Docker names
+        self.docker_args: dict[
+            str, list[str]
+        ] = {}  # pod name -> its first container's `docker run`
+        # (pod name, container name) -> Docker container name, and its `docker run`
+        self.container_names: dict[tuple[str, str], str] = {}
+        self.container_args: dict[tuple[str, str], list[str]] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._loop_task: asyncio.Task | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
         # PersistentVolumeClaims bound to this node: (namespace, claim) -> folder
         self.claims: dict[tuple[str, str], Path] = {}
+        # ConfigMaps (the stand-in API has none): (namespace, name) -> data
+        self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
 
     def add_claim(self, name: str, namespace: str = "default") -> Path:
         """A bound PersistentVolumeClaim (a folder that outlives the pods using it)."""
@@ -69,6 +92,10 @@ class DockerKubelet:
         path.mkdir(parents=True, exist_ok=True)
         self.claims[(namespace, name)] = path
         return path
+
+    def add_config_map(self, name: str, data: dict[str, str], namespace: str = "default") -> None:
+        """A ConfigMap as the API server would hand it to the kubelet."""
+        self.config_maps[(namespace, name)] = dict(data)
 
     async def start(self) -> DockerKubelet:
         queue = self.api.listen()
@@ -121,14 +148,13 @@ class DockerKubelet:
         return await proc.wait() == 0
 
     async def _kill(self, key) -> None:
-        cname = self.containers.pop(key, None)
-        if cname:
+        for cname in reversed(self.containers.pop(key, [])):
             await self._docker("rm", "-f", cname, check=False)
 
     async def _run_pod(self, pod: dict) -> None:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         key = (ns, name)
-        [container] = pod["spec"]["containers"]
+        containers = pod["spec"]["containers"]
         missing = [
             v["persistentVolumeClaim"]["claimName"]
             for v in pod["spec"].get("volumes", [])
@@ -151,9 +177,12 @@ class DockerKubelet:
             if self.api.get_pod(name, ns) is None:
                 return
             try:
-                mounts = self._mounts(pod, container)
-                await self._ensure_image(pod, container, backoff)
-                run_args = self._run_args(pod, container, mounts)
+                run_args = []
+                for i, container in enumerate(containers):
+                    mounts = self._mounts(pod, container)
+                    await self._ensure_image(pod, container, backoff)
+                    network = self._network(pod, i)
+                    run_args.append(self._run_args(pod, container, mounts, network))
                 break
             except _MountFailed as e:
                 # No waiting reason of its own: the pod just stays ContainerCreating.
@@ -169,17 +198,25 @@ class DockerKubelet:
                 self.api.set_waiting(name, *state, namespace=ns)
                 reported = state
             await asyncio.sleep(self.retry_interval)
-        cname = f"fake-kubelet-{name}"[:120]
-        await self._docker("rm", "-f", cname, check=False)
-        self.docker_args[name] = run_args
-        await self._docker("run", "-d", "--name", cname, "--label", LABEL, *run_args)
-        self.containers[key] = cname
-        if self.api.get_pod(name, ns) is None:  # deleted while we started it
-            await self._kill(key)
-            return
-        self._event(pod, "Created", f"Created container {container['name']}", "Normal")
-        self._event(pod, "Started", f"Started container {container['name']}", "Normal")
-        self.api.start_container(name, namespace=ns, node=self.node)
+        self.containers[key] = []
+        for i, (container, args) in enumerate(zip(containers, run_args, strict=True)):
+            cname = _docker_name(name, container["name"], i)
+            await self._docker("rm", "-f", cname, check=False)
+            if i == 0:
+                self.docker_args[name] = args
+            self.container_names[(name, container["name"])] = cname
+            self.container_args[(name, container["name"])] = args
+            await self._docker("run", "-d", "--name", cname, "--label", LABEL, *args)
+            self.containers[key].append(cname)
+            if self.api.get_pod(name, ns) is None:  # deleted while we started it
+                await self._kill(key)
+                return
+            self._event(pod, "Created", f"Created container {container['name']}", "Normal")
+            self._event(pod, "Started", f"Started container {container['name']}", "Normal")
+        probed = [c for c in containers if "exec" in (c.get("readinessProbe") or {})]
+        self.api.start_container(name, namespace=ns, node=self.node, ready=not probed)
+        probes = [asyncio.create_task(self._probe(pod, probed))] if probed else []
+        cname = self.containers[key][0]
         logs = await asyncio.create_subprocess_exec(
             self.docker,
             "logs",
@@ -191,12 +228,67 @@ class DockerKubelet:
         # The kubelet's log interleaves stdout and stderr as they come.
         await asyncio.gather(self._pump(logs.stdout, name, ns), self._pump(logs.stderr, name, ns))
         await logs.wait()
+        for t in probes:
+            t.cancel()
         if key not in self.containers or self.api.get_pod(name, ns) is None:
             return  # deleted: the API already forgot it
         state = json.loads(await self._docker("inspect", "-f", "{{json .State}}", cname))
         await self._kill(key)
         reason = "OOMKilled" if state.get("OOMKilled") else None
         self.api.finish(name, state.get("ExitCode", 1), reason=reason, namespace=ns)
+
+    def _network(self, pod: dict, index: int) -> str:
+        """The pod's network namespace: the host's, or its own (made with the first
+        container, joined by the others)."""
+        if pod["spec"].get("hostNetwork") or not self.own_network(pod):
+            return "host"
+        if index == 0:
+            return "bridge"
+        name = pod["metadata"]["name"]
+        return f"container:{_docker_name(name, pod['spec']['containers'][0]['name'], 0)}"
+
+    async def _probe(self, pod: dict, containers: list[dict]) -> None:
+        """The exec readinessProbes, every periodSeconds (after initialDelaySeconds):
+        the pod is ready while all of them succeed."""
+        name, ns = pod["metadata"]["name"], pod["metadata"]["namespace"]
+        ready: dict[str, bool] = {}
+        next_at = {
+            c["name"]: (c["readinessProbe"].get("initialDelaySeconds") or 0) for c in containers
+        }
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            now = loop.time() - start
+            for c in containers:
+                if now < next_at[c["name"]]:
+                    continue
+                probe = c["readinessProbe"]
+                next_at[c["name"]] = now + (probe.get("periodSeconds") or 10)
+                cname = self.container_names[(name, c["name"])]
+                proc = await asyncio.create_subprocess_exec(
+                    self.docker,
+                    "exec",
+                    cname,
+                    *probe["exec"]["command"],
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                try:
+                    _, err = await asyncio.wait_for(
+                        proc.communicate(), probe.get("timeoutSeconds") or 1
+                    )
+                    ok = proc.returncode == 0
+                except asyncio.TimeoutError:
+                    proc.kill()
+                    ok, err = False, b"command timed out"
+                if not ok:
+                    self._event(pod, "Unhealthy", f"Readiness probe failed: {err.decode().strip()}")
+                ready[c["name"]] = ok
+            all_ready = len(ready) == len(containers) and all(ready.values())
+            if self.api.get_pod(name, ns) is None:
+                return
+            self.api.set_ready(name, all_ready, namespace=ns)
+            await asyncio.sleep(min(self.retry_interval, 1))
 
     async def _pump(self, stream, name: str, ns: str) -> None:
         while True:
@@ -254,10 +346,12 @@ class DockerKubelet:
             args += ["-v", f"{source}:{m['mountPath']}{mode}"]
         return args
 
-    def _run_args(self, pod: dict, container: dict, mounts: list[str]) -> list[str]:
-        """`docker run` arguments (after `run -d --name`) for the pod's one container."""
+    def _run_args(
+        self, pod: dict, container: dict, mounts: list[str], network: str = "host"
+    ) -> list[str]:
+        """`docker run` arguments (after `run -d --name`) for one of the pod's containers."""
         spec = pod["spec"]
-        args = ["--network", "host"]
+        args = ["--network", network]
         for e in container.get("env", []):
             if "value" in e:
                 args += ["-e", f"{e['name']}={e['value']}"]
@@ -308,6 +402,18 @@ class DockerKubelet:
             # Without root here to chown, the folder is opened to all instead.
             path.chmod(0o2777)
             return str(path)
+        if "configMap" in vol:
+            cm_name = vol["configMap"]["name"]
+            data = self.config_maps.get((namespace, cm_name))
+            if data is None:
+                raise _MountFailed(
+                    f'MountVolume.SetUp failed for volume "{vol["name"]}" : configmap "{cm_name}" not found'
+                )
+            path = workdir / "configmaps" / vol["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            for item in vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]:
+                (path / item["path"]).write_text(data[item["key"]])
+            return str(path)
         if "secret" in vol:
             secret_name = vol["secret"]["secretName"]
             secret = self.api.get_secret(secret_name, namespace)
@@ -327,10 +433,13 @@ class DockerKubelet:
                     )
                 (path / item["path"]).write_text(data[item["key"]])
             return str(path)
-        raise NotImplementedError(f"volume {vol['name']}: only hostPath, emptyDir and secret")
+        raise NotImplementedError(
+            f"volume {vol['name']}: only hostPath, emptyDir, claims, configMap and secret"
+        )
 
 
-# hostPath types and what the kubelet calls them in its errors (pkg/volume/hostpath).
+# hostPath types and what the kubelet calls them in its errors (pkg/volume/hostpath,
+# checkTypeInternal): one message whether the path is missing or of another type.
 _HOST_PATH_TYPES = {
     "Directory": (stat.S_ISDIR, "directory"),
     "File": (stat.S_ISREG, "file"),
@@ -338,13 +447,6 @@ _HOST_PATH_TYPES = {
     "CharDevice": (stat.S_ISCHR, "character device"),
     "BlockDevice": (stat.S_ISBLK, "block device"),
 }
-_FILE_TYPES = [
-    (stat.S_ISDIR, "Directory"),
-    (stat.S_ISREG, "File"),
-    (stat.S_ISSOCK, "Socket"),
-    (stat.S_ISCHR, "CharDevice"),
-    (stat.S_ISBLK, "BlockDevice"),
-]
 
 
 def host_path_problem(path: str, type_: str) -> str | None:
@@ -359,13 +461,59 @@ def host_path_problem(path: str, type_: str) -> str | None:
         return None
     check, description = _HOST_PATH_TYPES[type_]
     try:
-        mode = os.stat(path).st_mode
+        if check(os.stat(path).st_mode):
+            return None
     except FileNotFoundError:
-        return f"hostPath {path} doesn't exist"
-    if check(mode):
-        return None
-    actual = next((name for test, name in _FILE_TYPES if test(mode)), "unknown")
-    return f"hostPath type check failed: {path} is not a {description}, it's a {actual}"
+        pass
+    return f"hostPath type check failed: {path} is not a {description}"
+
+
+def _docker_name(pod: str, container: str, index: int) -> str:
+    """The first container keeps the pod's name (what tests and leftovers look for)."""
+    return (f"fake-kubelet-{pod}" if index == 0 else f"fake-kubelet-{pod}-{container}")[:120]
+
+
+def _missing_capabilities() -> list[str]:
+    """Capabilities Docker grants a privileged container that this machine's bounding
+    set does not have (names as `--cap-drop` takes them)."""
+    bounding = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            bounding = int(line.split()[1], 16)
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    return [_CAP_NAMES[i] for i in range(min(last + 1, len(_CAP_NAMES))) if not bounding >> i & 1]
+
+
+# Linux capability numbers 0..40 (include/uapi/linux/capability.h).
+_CAP_NAMES = (
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
+    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
+    "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
+    "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
+    "CHECKPOINT_RESTORE"
+).split()
+
+
+def _privileged_args() -> list[str]:
+    missing = _missing_capabilities()
+    if not missing:
+        return ["--privileged"]
+    print(
+        f"fake kubelet: this machine cannot grant {', '.join(missing)}: privileged without it",
+        file=sys.stderr,
+    )
+    return [
+        "--cap-add=ALL",
+        *[f"--cap-drop={c}" for c in missing],
+        "--security-opt=seccomp=unconfined",
+        "--security-opt=apparmor=unconfined",
+        "--security-opt=systempaths=unconfined",
+        "--device-cgroup-rule=a *:* rwm",
+        # --privileged mounts the cgroup hierarchy writable (cgroup v1); without it a
+        # dockerd in the container cannot make its containers' cgroups.
+        "-v=/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    ]
 
 
 def _field(pod: dict, path: str, node: str) -> str:
@@ -398,7 +546,7 @@ def _security_args(pod_ctx: dict, ctx: dict) -> list[str]:
     if ctx.get("readOnlyRootFilesystem"):
         args.append("--read-only")
     if ctx.get("privileged"):
-        args.append("--privileged")
+        args += _privileged_args()
     if ctx.get("allowPrivilegeEscalation") is False:
         args += ["--security-opt", "no-new-privileges"]
     caps = ctx.get("capabilities") or {}

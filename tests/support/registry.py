@@ -19,13 +19,14 @@ from .service import free_port
 
 
 class AuthRegistry:
-    """docker-registry on 127.0.0.1:<free port> requiring basic auth (htpasswd, bcrypt)."""
+    """docker-registry on 127.0.0.1:<free port> (or `address`) requiring basic auth
+    (htpasswd, bcrypt)."""
 
-    def __init__(self, workdir: str, users: dict[str, str]):
+    def __init__(self, workdir: str, users: dict[str, str], address: str = "127.0.0.1"):
         import bcrypt
 
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{address}:{self.port}"
         self.users = users
         htpasswd = os.path.join(workdir, "htpasswd")
         with open(htpasswd, "w") as f:
