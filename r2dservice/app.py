@@ -436,7 +436,13 @@ class R2DService(Application):
         hub_auth = self.authenticator.hub_auth
         # Launching talks to the hub with the caller's token; without a hub, nothing to launch in.
         self.launcher = Launcher(
-            parent=self, log=self.log, api_url=hub_auth.api_url, hub_prefix=hub_auth.hub_prefix
+            parent=self,
+            log=self.log,
+            api_url=hub_auth.api_url,
+            hub_prefix=hub_auth.hub_prefix,
+            service_token=hub_auth.api_token,
+            # the resolver comes later; its providers' high_quota_specs decide
+            higher_quota=lambda provider, spec: self.resolver.has_higher_quota(provider, spec),
         )
 
     def routes(self) -> list:

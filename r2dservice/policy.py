@@ -42,6 +42,11 @@ def spec_verdict(spec: str, banned: Sequence[str], allowed: Sequence[str]) -> st
     return None
 
 
+def matches_any(spec: str, patterns: Sequence[str]) -> bool:
+    """Whether any pattern matches the spec, as banned_specs match (high_quota_specs)."""
+    return any(p.match(spec) for p in compile_patterns(tuple(patterns)))
+
+
 def spec_refusal(provider: str, spec: str, verdict: str) -> str:
     """The message for a refused spec: it says the spec is refused by this service's
     policy (not missing, not broken), so nobody retries or files a bug about it."""
