@@ -428,11 +428,21 @@ async def test_per_user_limits_count_the_users_builds_on_every_replica(
         # Her waiting build withdrawn: B queues her next one, held back by her build
         # running on A, and starts it within a refresh once that one ends.
         await call(http, a, "POST", f"api/builds/{slow2['id']}/cancel", ROOT)
-        await asyncio.sleep(0.5)  # A's records writer has the cancel
-        status, held = await call(
-            http, b, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow3/main"}
-        )
-        assert status == 201 and held["state"] == "queued", held
+
+        async def accepted(svc, spec):
+            """The build, once `svc` accepts it (the other replica's last change written)."""
+
+            async def attempt():
+                status, body = await call(
+                    http, svc, "POST", "api/builds", ALICE, json={"spec": spec}
+                )
+                assert status in (201, 429), body
+                return body if status == 201 else None
+
+            return await until(attempt, 5)
+
+        held = await accepted(b, "gh/octo/slow3/main")
+        assert held and held["state"] == "queued", held
         seen = await read_events(
             http, f"{b.url}api/builds/{held['id']}/events", headers=ALICE, stop_after=1
         )
@@ -446,8 +456,13 @@ async def test_per_user_limits_count_the_users_builds_on_every_replica(
 
         assert await until(started, 10)
         started_in = time.monotonic() - t1
+
         # And A now counts the build that runs on B (once B's records writer has its start).
-        await asyncio.sleep(0.5)
+        async def recorded_running():
+            _, now = await call(http, a, "GET", f"api/builds/{held['id']}", ALICE)
+            return now["state"] == "running"
+
+        assert await until(recorded_running, 5)
         status, err = await call(
             http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
         )
@@ -462,11 +477,8 @@ async def test_per_user_limits_count_the_users_builds_on_every_replica(
             _, mine = await call(http, svc, "GET", "api/builds?state=queued&state=running", ROOT)
             for x in mine["builds"]:
                 await call(http, svc, "POST", f"api/builds/{x['id']}/cancel", ROOT)
-        await asyncio.sleep(0.5)
-        status, ok = await call(
-            http, b, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"}
-        )
-        assert status == 201 and ok["state"] == "running", ok
+        ok = await accepted(b, "gh/octo/slow2/main")
+        assert ok and ok["state"] == "running", ok
         await call(http, b, "POST", f"api/builds/{ok['id']}/cancel", ROOT)
     finally:
         a.stop()
