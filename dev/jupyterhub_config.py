@@ -101,6 +101,14 @@ c.JupyterHub.load_roles = [
         ],
         "users": ["admin"],
     },
+    {
+        # The service's own token: count every user's servers of one repository, for
+        # c.Launcher.per_repo_quota (read only; launches use the caller's token).
+        "name": "r2dservice-service",
+        "description": "Let r2dservice count the servers running each repository",
+        "scopes": ["list:users", "read:servers"],
+        "services": [SERVICE],
+    },
 ]
 
 # ----------------------------------------------------------------- [operator] service

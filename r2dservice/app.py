@@ -47,6 +47,7 @@ from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
 from .records import MemoryHistory, Records
 from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
+from .sharedlimits import SharedLimits
 from .spec import redact
 from .store import BuildStore, StoreError
 from .warmcache import PreviousImages
@@ -94,6 +95,7 @@ def configurable_classes(kubernetes: bool = True) -> list[type]:
         Resolver,
         *provider_classes(),
         BuildStore,
+        SharedLimits,
     ]
     if kubernetes:
         from .builders.kubernetes import KubernetesBuilder
@@ -277,6 +279,7 @@ class R2DService(Application):
     build_manager = Any()
     store = Any(None)
     history = Any()
+    shared_limits = Any(None)
     authenticator = Any(None)
     launcher = Any(None)
     builder = Any()
@@ -406,6 +409,10 @@ class R2DService(Application):
             self.store = BuildStore(parent=self, log=self.log, db_url=self.db_url)
             builder_name = self.builder_class if self.builder_class in BUILDERS else builder_path
             self.history = Records(self.build_manager, self.store, builder=builder_name)
+            # Replicas sharing the store count each user's builds on all of them.
+            self.shared_limits = SharedLimits(
+                self.build_manager, self.store, parent=self, log=self.log
+            )
         else:
             self.history = MemoryHistory(self.build_manager)
         if isinstance(self.builder, Repo2DockerBuilder):
@@ -434,7 +441,13 @@ class R2DService(Application):
         hub_auth = self.authenticator.hub_auth
         # Launching talks to the hub with the caller's token; without a hub, nothing to launch in.
         self.launcher = Launcher(
-            parent=self, log=self.log, api_url=hub_auth.api_url, hub_prefix=hub_auth.hub_prefix
+            parent=self,
+            log=self.log,
+            api_url=hub_auth.api_url,
+            hub_prefix=hub_auth.hub_prefix,
+            service_token=hub_auth.api_token,
+            # the resolver comes later; its providers' high_quota_specs decide
+            higher_quota=lambda provider, spec: self.resolver.has_higher_quota(provider, spec),
         )
 
     def routes(self) -> list:
@@ -568,6 +581,7 @@ class R2DService(Application):
         await self.build_manager.start()
         if self.store is not None:
             await self.history.settle()
+            await self.shared_limits.start()
         self.http_server = HTTPServer(
             self.make_app(),
             xheaders=True,
@@ -608,6 +622,7 @@ class R2DService(Application):
         self.http_server.stop()
         await self.build_manager.stop()
         if self.store is not None:
+            await self.shared_limits.stop()
             await self.history.stop()
             await self.store.close()
         await self.registry.close()

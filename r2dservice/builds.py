@@ -51,6 +51,17 @@ def _request_for(image: str, resolved, push: bool) -> BuildRequest:
     )
 
 
+def _described(build: Build) -> tuple[str, str, str]:
+    """(spec, state, id) as the limits' refusal names a build."""
+    r = build.request
+    return f"{r.provider}/{redact(r.spec, r.repo_url)}", build.state, build.id
+
+
+def _recorded(record) -> tuple[str, str, str]:
+    """The same for a build record of another replica (its spec is redacted already)."""
+    return f"{record.provider}/{record.spec}", record.state, record.id
+
+
 def ready_fields(
     request: BuildRequest, ref_url: str = "", persistent_spec: str = ""
 ) -> dict[str, Any]:
@@ -298,6 +309,9 @@ class BuildManager(LoggingConfigurable):
         # The build records (records.Records) when a store keeps them: resume and
         # adoption read from it, and new builds wait while it cannot write.
         self.history = None
+        # The other replicas' builds (sharedlimits.SharedLimits) when replicas share a
+        # store: the per-user limits count them too.
+        self.peers = None
 
     @default("log")
     def _log_default(self):
@@ -457,6 +471,8 @@ class BuildManager(LoggingConfigurable):
         ready_extra = ready_fields(request, resolved.ref_url, resolved.persistent_spec)
         if await self._exists(image):
             return Build.already_built(request, ready_extra), "cached"
+        if capped and self.peers is not None:
+            await self.peers.refresh_user(user)  # the user's builds on other replicas
         # Another request may have started this build while we asked the registry.
         joined = self._join(image, user)
         if joined is not None:
@@ -482,7 +498,12 @@ class BuildManager(LoggingConfigurable):
             self._check_user_limit(user)
         build = Build(request, ready_extra, max_log_bytes=self.max_log_bytes)
         build.capped = capped
-        return self._enqueue(build), "new"
+        self._enqueue(build)
+        if capped and self.peers is not None:
+            # Recorded before the user hears of it: their next request counts it on
+            # every replica (a request here while it is written is counted in memory).
+            await self.peers.publish()
+        return build, "new"
 
     def _owned_by(self, user: str, builds: Iterable[Build]) -> list[Build]:
         """The builds that count against `user`: made by them, not withdrawn by them."""
@@ -490,15 +511,16 @@ class BuildManager(LoggingConfigurable):
 
     def _check_user_limit(self, user: str) -> None:
         limit = self.per_user_queue_limit
-        waiting = self._owned_by(user, self._queue)
-        if not limit or len(waiting) < limit:
+        if not limit:
             return
-        running = len(self._owned_by(user, self._running))
-        described = [
-            (f"{b.request.provider}/{redact(b.request.spec, b.request.repo_url)}", b.state, b.id)
-            for b in waiting
-        ]
-        raise BuildRejected(policy.queue_limit_refusal(limit, running, described), 429)
+        remote = self.peers.builds_of(user) if self.peers is not None else []
+        waiting = [_described(b) for b in self._owned_by(user, self._queue)]
+        waiting += [_recorded(r) for r in remote if r.state == "queued"]
+        if len(waiting) < limit:
+            return
+        running = [_described(b) for b in self._owned_by(user, self._running)]
+        running += [_recorded(r) for r in remote if r.state == "running"]
+        raise BuildRejected(policy.queue_limit_refusal(limit, running, waiting), 429)
 
     def _join(self, image: str, user: str) -> Build | None:
         active = self._active.get(image)
@@ -518,9 +540,10 @@ class BuildManager(LoggingConfigurable):
         self._register(build)
         user = build.request.user
         self._arrivals += 1
+        elsewhere = len(self.peers.builds_of(user)) if self.peers is not None else 0
         build.queue_key = policy.queue_key(
             len(self._owned_by(user, self._running)),
-            len(self._owned_by(user, self._queue)),
+            len(self._owned_by(user, self._queue)) + elsewhere,
             self._arrivals,
         )
         bisect.insort(self._queue, build, key=lambda b: b.queue_key)
@@ -584,7 +607,16 @@ class BuildManager(LoggingConfigurable):
             user = b.request.user
             if user not in b.withdrawn:  # as _owned_by: a withdrawn request is not charged
                 running[user] = running.get(user, 0) + 1
+        if self.peers is not None:  # and on the other replicas, as last read
+            for user, n in self.peers.running_by_user().items():
+                running[user] = running.get(user, 0) + n
         return running
+
+    def limits_changed(self) -> None:
+        """The other replicas' running builds changed: a build held back by its user's
+        limit may start now."""
+        if self._queue and not self._stopping:
+            self._pump()
 
     def _start(self, build: Build, run, message: str = "Build starting...\n") -> None:
         build.state = "running"

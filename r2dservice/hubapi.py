@@ -1,7 +1,8 @@
 """JupyterHub's REST API on a user's behalf: their servers, with their own token.
 
-The service never uses its own token here: what a launch may do is exactly what the
-caller's token (OAuth login or API token) may do at the hub.
+A launch never uses the service's own token: what it may do is exactly what the
+caller's token (OAuth login or API token) may do at the hub. The service's token only
+counts every user's servers for the per-repository quota (repoquota.py).
 """
 
 from __future__ import annotations
@@ -56,10 +57,13 @@ class HubAPI:
             **kw,
         )
 
-    async def call(self, method: str, path: str, body=None) -> tuple[int, dict]:
+    async def call(self, method: str, path: str, body=None, accept: str = "") -> tuple[int, dict]:
         """(status, JSON body) of a call the hub answered with 2xx; HubAPIError otherwise."""
+        req = self._request(method, path, body)
+        if accept:
+            req.headers["Accept"] = accept
         try:
-            resp = await self.client.fetch(self._request(method, path, body), raise_error=False)
+            resp = await self.client.fetch(req, raise_error=False)
         except (OSError, HTTPClientError) as e:
             raise HubAPIError(
                 503, f"JupyterHub does not answer ({e}); try again in a moment."
@@ -77,6 +81,25 @@ class HubAPI:
         if resp.code >= 400:
             raise HubAPIError(resp.code, str(reply.get("message") or f"HTTP {resp.code}"))
         return resp.code, reply
+
+    async def active_users(self, max_pages: int = 1000) -> list[dict]:
+        """Every user with a server that is running or starting (`state=active`), page
+        by page; each model has `servers` (with their user_options) only if the token
+        has read:servers. Needs list:users."""
+        users: list[dict] = []
+        offset = 0
+        for _ in range(max_pages):
+            _, page = await self.call(
+                "GET",
+                f"users?state=active&offset={offset}",
+                accept="application/jupyterhub-pagination+json",
+            )
+            users.extend(u for u in page.get("items") or () if isinstance(u, dict))
+            following = (page.get("_pagination") or {}).get("next")
+            if not following:
+                return users
+            offset = int(following["offset"])
+        return users
 
     async def user(self, name: str) -> dict:
         return (await self.call("GET", f"users/{quote(name, safe='')}"))[1]

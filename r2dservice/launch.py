@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from traitlets import Bool, CaselessStrEnum, Float, Unicode
+from traitlets import Any, Bool, CaselessStrEnum, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
+from . import repoquota
 from .hubapi import HubAPI, HubAPIError, server_path
 from .spec import SpecError, parse_spec
 
@@ -189,18 +190,75 @@ class Launcher(LoggingConfigurable):
         to the service by (the proxy passes its Host and X-Forwarded-Proto).""",
     ).tag(config=True)
 
+    per_repo_quota = Integer(
+        0,
+        help="""How many servers (of all users, running or starting) may run one
+        repository at once, as BinderHub's: a launch past it is refused with 429, "Too
+        many users running <repo>! Try again soon." Any ref counts as the same
+        repository. 0: no quota. Counting needs the service's token to have
+        list:users and read:servers (docs/launch.md).""",
+    ).tag(config=True)
+    per_repo_quota_higher = Integer(
+        0,
+        help="""per_repo_quota for specs that match their provider's high_quota_specs
+        (c.GitHubRepoProvider.high_quota_specs, ...), as BinderHub's. 0: no quota for
+        them.""",
+    ).tag(config=True)
+
+    # Set by the app: the service's own token (counting every user's servers for the
+    # quota; launches never use it), and whether a spec has the higher quota.
+    service_token = Unicode("")
+    higher_quota = Any(lambda provider, spec: False)
+
     def __init__(self, api_url: str = "", hub_prefix: str = "/hub/", **kwargs):
         super().__init__(**kwargs)
         self.api_url = api_url
         self.hub_prefix = hub_prefix
 
+    def quota(self, requested: str) -> int:
+        """The per-repository quota of a spec as requested ("<provider>/<spec>")."""
+        provider, _, spec = requested.partition("/")
+        return repoquota.quota_for(
+            bool(self.higher_quota(provider, spec)),
+            self.per_repo_quota,
+            self.per_repo_quota_higher,
+        )
+
+    async def _check_quota(self, user: str, name: str, repo: str, requested: str) -> None:
+        """LaunchError 429 when `repo`'s repository runs on as many servers as its quota
+        allows (the caller's server `name`, which this launch replaces, not counted)."""
+        quota = self.quota(requested or repo)
+        if not quota:
+            return
+        try:
+            used = await repoquota.check(
+                self.hub(self.service_token), repo, quota, skip=(user, name)
+            )
+        except repoquota.QuotaExceeded as e:
+            self.log.warning("Launch of %s for %s refused: %s", repo, user, e.message)
+            raise LaunchError(429, e.message, quota=e.quota, used=e.used) from None
+        except repoquota.QuotaUnknown as e:
+            self.log.error("Launch of %s for %s: %s", repo, user, e.message)
+            raise LaunchError(e.status, e.message) from None
+        # BinderHub's warning at half the quota: a repository some class is about to fill
+        log = self.log.warning if used >= 0.5 * quota else self.log.info
+        log("Launching %s for %s: %d other servers run this repository", repo, user, used)
+
     def hub(self, token: str) -> HubAPI:
         return HubAPI(self.api_url, token, self.hub_timeout)
 
     async def launch(
-        self, user: str, token: str, repo: str, *, path: str = "", replace: bool = False
+        self,
+        user: str,
+        token: str,
+        repo: str,
+        *,
+        path: str = "",
+        replace: bool = False,
+        requested: str = "",
     ) -> Launched:
-        """Start (or find) `user`'s server on `repo`. LaunchError says why not."""
+        """Start (or find) `user`'s server on `repo`. LaunchError says why not.
+        `requested` is the spec as asked for (high_quota_specs match it; default `repo`)."""
         hub = self.hub(token)
         try:
             servers = (await hub.user(user)).get("servers") or {}
@@ -209,19 +267,19 @@ class Launcher(LoggingConfigurable):
                     return self._launched(user, name, repo, path, server, reused=True)
             name = server_name_for(repo) if self.named_servers != "never" else ""
             try:
-                await self._start(hub, user, name, repo, servers, replace)
+                await self._start(hub, user, name, repo, servers, replace, requested)
             except HubAPIError as e:
                 if not (name and self.named_servers == "auto" and NAMED_SERVERS_OFF in e.message):
                     raise
                 name = ""
-                await self._start(hub, user, name, repo, servers, replace)
+                await self._start(hub, user, name, repo, servers, replace, requested)
             # the started server's model: its URL and whether it is up already
             server = ((await hub.user(user)).get("servers") or {}).get(name) or {}
             return self._launched(user, name, repo, path, server)
         except HubAPIError as e:
             raise self._error(e, user) from None
 
-    async def _start(self, hub, user, name, repo, servers, replace) -> None:
+    async def _start(self, hub, user, name, repo, servers, replace, requested) -> None:
         running = servers.get(name)
         if running is not None:
             other = (running.get("user_options") or {}).get("repo") or "another image"
@@ -232,6 +290,10 @@ class Launcher(LoggingConfigurable):
                     f"and start {repo} in its place.",
                     server={"name": name, "url": running.get("url", ""), "repo": other},
                 )
+        # Before anything is stopped: a refused launch leaves the caller's servers as
+        # they were.
+        await self._check_quota(user, name, repo, requested)
+        if running is not None:
             await self._stop(hub, user, name)
         await hub.start(user, name, {"repo": repo})
 

@@ -42,6 +42,11 @@ def spec_verdict(spec: str, banned: Sequence[str], allowed: Sequence[str]) -> st
     return None
 
 
+def matches_any(spec: str, patterns: Sequence[str]) -> bool:
+    """Whether any pattern matches the spec, as banned_specs match (high_quota_specs)."""
+    return any(p.match(spec) for p in compile_patterns(tuple(patterns)))
+
+
 def spec_refusal(provider: str, spec: str, verdict: str) -> str:
     """The message for a refused spec: it says the spec is refused by this service's
     policy (not missing, not broken), so nobody retries or files a bug about it."""
@@ -87,11 +92,15 @@ def describe_builds(builds: Sequence[tuple[str, str, str]], most: int = 5) -> st
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
-def queue_limit_refusal(limit: int, running: int, queued: Sequence[tuple[str, str, str]]) -> str:
-    """The message for a user past their queue limit: the limit, and what uses it."""
+def queue_limit_refusal(
+    limit: int, running: Sequence[tuple[str, str, str]], queued: Sequence[tuple[str, str, str]]
+) -> str:
+    """The message for a user past their queue limit: the limit, and what uses it (their
+    builds on every replica, as (spec, state, id))."""
+    now = f" Running: {describe_builds(running)}." if running else ""
     return (
         f"You already have {len(queued)} build{'s' if len(queued) != 1 else ''} waiting for a "
-        f"slot, the most one user may have waiting here ({limit}), and {running} running. "
-        f"Waiting: {describe_builds(queued)}. Try again when one of them has started, or "
+        f"slot, the most one user may have waiting here ({limit}), and {len(running)} running. "
+        f"Waiting: {describe_builds(queued)}.{now} Try again when one of them has started, or "
         "cancel one you no longer need (POST api/builds/<id>/cancel)."
     )

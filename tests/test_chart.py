@@ -336,6 +336,8 @@ READ_SETTINGS = textwrap.dedent(
         "metrics_token": app.metrics_token, "log_level": app.log_level,
         "auth_enabled": app.auth_enabled, "db_url": app.db_url,
     }
+    if app.launcher is not None:
+        out["launch_quotas"] = [app.launcher.per_repo_quota, app.launcher.per_repo_quota_higher]
     if a is not None:
         h = a.hub_auth
         out["auth"] = {
@@ -1147,6 +1149,27 @@ def test_notes_with_a_token_from_the_hub(helm, tmp_path):
     }
     assert "r2dservice-admins" not in hub_values["hub"]["loadRoles"]
     check_with_jupyterhub(hub_values)
+
+
+def test_notes_give_the_service_a_role_to_count_servers_for_the_repo_quota(helm, tmp_path):
+    notes, docs = notes_and_manifest(
+        helm,
+        tmp_path,
+        "--set",
+        "hub.apiToken=chosen-token,launch.perRepoQuota=3,launch.perRepoQuotaHigher=10",
+    )
+    hub_values = run_snippet(notes, docs, tmp_path)
+    assert hub_values["hub"]["loadRoles"]["r2dservice-service"] == {
+        "scopes": ["list:users", "read:servers"],
+        "services": ["binder"],
+    }
+    check_with_jupyterhub(hub_values)
+    assert read_settings(docs, tmp_path)["launch_quotas"] == [3, 10]
+    # Without a quota, the service gets no role.
+    (tmp_path / "none").mkdir()
+    notes, docs = notes_and_manifest(helm, tmp_path / "none", "--set", "hub.apiToken=chosen-token")
+    hub_values = run_snippet(notes, docs, tmp_path / "none")
+    assert "r2dservice-service" not in hub_values["hub"]["loadRoles"]
 
 
 def _rbac_verb(method: str, path_qs: str) -> tuple[str, str]:

@@ -15,12 +15,15 @@ import subprocess
 import time
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
+from r2dservice import repoquota
 from r2dservice.builders.base import make_build_request
 from r2dservice.builds import Build
 from r2dservice.events import KEEPALIVE
 from r2dservice.handlers.sse import with_keepalives
+from r2dservice.hubapi import HubAPIError
 from r2dservice.launch import LaunchError, launch_path, launch_spec, may_launch, server_name_for
 from tests.support.browser import BROWSER_ARGS
 from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, request
@@ -31,6 +34,7 @@ from tests.support.spawnerhub import (
     jupyterhub_version,
     singleuser_repo,
 )
+from tests.support.sse import read_events
 from tests.test_binderhub_client import run_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.hub]
@@ -135,6 +139,60 @@ async def test_a_quiet_server_start_keeps_the_stream_alive():
     got = [x async for x in with_keepalives(handler, quiet_then_ready(), 0.1)]
     assert got == [(100, "ready")]
     assert handler.writes.count(KEEPALIVE) >= 2, handler.writes
+
+
+def servers(*repos, user="u"):
+    return {
+        "name": user,
+        "servers": {f"s{i}": {"user_options": {"repo": r}} for i, r in enumerate(repos)},
+    }
+
+
+def test_the_per_repo_quota_counts_servers_of_the_repository_at_any_ref():
+    key = repoquota.repo_key("gh/Owner/Repo/main")
+    assert key == "gh/owner/repo" == repoquota.repo_key("gh/owner/repo/" + "a" * 40)
+    users = [
+        servers("gh/owner/repo/" + "a" * 40, "gh/owner/other/main", user="a"),
+        servers("gh/OWNER/repo/v1", user="b"),
+        servers("gl/owner%2Frepo/main", user="c"),  # another provider: another repository
+        {"name": "d", "servers": {"": {"user_options": {}}, "x": {"user_options": None}}},
+    ]
+    assert repoquota.count_servers(users, key) == 2
+    assert repoquota.count_servers(users, key, skip=("b", "s0")) == 1  # the one replaced
+    assert repoquota.quota_for(False, 3, 10) == 3 and repoquota.quota_for(True, 3, 10) == 10
+    message = repoquota.refusal("gh/owner/repo", 3, 3)
+    assert message.startswith("Too many users running gh/owner/repo! Try again soon")
+
+
+class ListingHub:
+    """What the hub's API answers the service's token (tests of the answers it may give)."""
+
+    def __init__(self, users=None, error=None):
+        self.users, self.error = users, error
+
+    async def active_users(self):
+        if self.error:
+            raise self.error
+        return self.users
+
+
+async def test_the_per_repo_quota_says_what_it_cannot_count():
+    spec = "gh/owner/repo/main"
+    assert await repoquota.check(ListingHub([servers(spec)]), spec, 2) == 1
+    with pytest.raises(repoquota.QuotaExceeded) as e:
+        await repoquota.check(ListingHub([servers(spec), servers(spec)]), spec, 2)
+    assert (e.value.quota, e.value.used) == (2, 2)
+    assert await repoquota.check(ListingHub(error=AssertionError("not asked")), spec, 0) == 0
+    for hub, status in [
+        (ListingHub(error=HubAPIError(403, "Action is not authorized")), 500),
+        (ListingHub([{"name": "u"}]), 500),  # listed without servers: no read:servers
+        (ListingHub(error=HubAPIError(503, "JupyterHub does not answer")), 503),
+    ]:
+        with pytest.raises(repoquota.QuotaUnknown) as e:
+            await repoquota.check(hub, spec, 2)
+        assert e.value.status == status
+        if status == 500:
+            assert "list:users and read:servers" in e.value.message
 
 
 # ------------------------------------------------------------------ a real hub
@@ -349,6 +407,90 @@ async def test_binderhub_client_without_build_only_gets_a_running_server(hub, la
     status, body = request("GET", last["url"] + "api", timeout=30)
     assert status == 200 and "version" in body, (status, body)
     await stop_all(hub, "alice", token)
+
+
+QUOTA_CONFIG = """
+c.Launcher.per_repo_quota = 1
+c.Launcher.per_repo_quota_higher = 2
+c.GitRepoProvider.high_quota_specs = [".*/main$"]
+"""
+
+
+@pytest.fixture
+def quota_hub(infra, run_id, tmp_path_factory):
+    rid = f"{run_id}-quota"
+    config = SERVICE_CONFIG.format(
+        registry=infra["registry"], run_id=rid, r2d_config=infra["r2d_config"]
+    )
+    h = SpawnerHub(
+        str(tmp_path_factory.mktemp("quotahub")),
+        config + QUOTA_CONFIG,
+        run_id=rid,
+        spawner_config=SPAWNER_CONFIG,
+    ).start()
+    yield h
+    h.stop()
+    cleanup_docker(rid, f"{infra['registry']}/r2dtest-{rid}-")
+
+
+async def test_per_repo_quota_counts_every_users_servers_of_the_repository(quota_hub, launchable):
+    hub = quota_hub
+    tokens = {user: hub.token_for(user)[0] for user in ("alice", "bob", "admin")}
+    try:
+        build = await built(hub, tokens["alice"], launchable)
+        launch_url = hub.url(build["links"]["launch"])
+        status, launched = request("POST", launch_url, {}, auth(tokens["alice"]), timeout=60)
+        assert status in (200, 202), launched
+        # bob asks for the same repository by its commit (no high_quota_specs match):
+        # the quota of 1 is used by alice's server, starting or running.
+        pinned = launchable.rsplit("/", 1)[0] + "/" + build["ref"]
+        status, his = request(
+            "POST", hub.service_url + "api/builds", {"spec": pinned}, auth(tokens["bob"])
+        )
+        assert status == 200 and his["image_name"] == build["image_name"], his
+        status, body = request(
+            "POST", hub.url(his["links"]["launch"]), {}, auth(tokens["bob"]), timeout=60
+        )
+        assert status == 429, body
+        assert body["message"].startswith("Too many users running git/"), body
+        assert "Try again soon" in body["message"] and (body["quota"], body["used"]) == (1, 1)
+        # BinderHub's event stream without build_only: a `failed` event that says so.
+        async with aiohttp.ClientSession() as http:
+            got = await read_events(
+                http,
+                hub.service_url + "build/" + pinned,
+                headers={"Authorization": f"Bearer {tokens['bob']}"},
+                timeout=120,
+            )
+        assert got.phases[-1] == "failed" and got.last["status"] == 429, got.events
+        assert "Too many users running" in got.last["message"]
+        status, model = hub.api("GET", "users/bob", token=tokens["bob"])
+        assert not model.get("servers"), model  # nothing started for him
+        # Asked for by its branch, the spec matches high_quota_specs: 2 servers may run it.
+        status, his = request(
+            "POST", hub.service_url + "api/builds", {"spec": launchable}, auth(tokens["bob"])
+        )
+        assert status == 200, his
+        status, launched = request(
+            "POST", hub.url(his["links"]["launch"]), {}, auth(tokens["bob"]), timeout=60
+        )
+        assert status in (200, 202), launched
+        status, theirs = request(
+            "POST", hub.service_url + "api/builds", {"spec": launchable}, auth(tokens["admin"])
+        )
+        status, body = request(
+            "POST", hub.url(theirs["links"]["launch"]), {}, auth(tokens["admin"]), timeout=60
+        )
+        assert status == 429 and (body["quota"], body["used"]) == (2, 2), body
+        # A server that ends frees its place.
+        await stop_all(hub, "alice", tokens["alice"])
+        status, launched = request(
+            "POST", hub.url(theirs["links"]["launch"]), {}, auth(tokens["admin"]), timeout=60
+        )
+        assert status in (200, 202), launched
+    finally:
+        for user, token in tokens.items():
+            await stop_all(hub, user, token)
 
 
 # ------------------------------------------------------------------ in a browser

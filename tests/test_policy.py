@@ -7,11 +7,12 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from r2dservice import policy
+from r2dservice import policy, sharedlimits
 from r2dservice.builds import BuildManager, BuildRejected
 from r2dservice.providers.base import ResolveError
 from r2dservice.providers.resolver import Resolver
 from r2dservice.spec import SpecError
+from r2dservice.store import BuildRecord
 from tests.test_builds import GatedBuilder, StubRegistry, StubResolver, wait_started
 from tests.test_providers import CountingProvider, counting  # noqa: F401 (a fixture)
 
@@ -210,3 +211,88 @@ def test_next_startable_and_queue_key():
     assert policy.next_startable(owners[:2], {"m": 1}, cap=0) == 0
     assert policy.queue_key(4, 10, 7) > policy.queue_key(0, 0, 99)
     assert policy.queue_key(1, 0, 3) < policy.queue_key(1, 0, 4)
+
+
+# --- limits across replicas (two real processes on PostgreSQL: test_records.py) ----------
+
+
+def record(build_id, state, *requesters, withdrawn=()):
+    return BuildRecord(
+        id=build_id,
+        image_name=f"r2d-x:{build_id}",
+        provider="gh",
+        spec=f"o/{build_id}/main",
+        repo_url="https://github.com/o/x",
+        ref="0" * 40,
+        builder="local",
+        handle="",
+        state=state,
+        requesters={u: 0.0 for u in requesters},
+        withdrawn=set(withdrawn),
+    )
+
+
+def test_a_recorded_build_counts_against_its_first_requester_unless_withdrawn():
+    records = [
+        record("r1", "running", "alice", "carol"),  # carol joined: alice's
+        record("r2", "queued", "alice"),
+        record("r3", "running", "bob", "alice", withdrawn={"bob"}),  # nobody's
+        record("r4", "ready", "alice"),  # finished: nobody's
+    ]
+    grouped = sharedlimits.by_owner(records)
+    assert {u: [r.id for r in rs] for u, rs in grouped.items()} == {"alice": ["r1", "r2"]}
+
+
+def test_the_refusal_names_running_builds_too():
+    message = policy.queue_limit_refusal(
+        1, [("gh/o/a/main", "running", "b1")], [("gh/o/b/main", "queued", "b2")]
+    )
+    assert "1 running" in message and "(1)" in message
+    assert "Running: gh/o/a/main (running, build b1)." in message
+    assert "Waiting: gh/o/b/main (queued, build b2)." in message
+
+
+class Peers:
+    """What SharedLimits tells the manager, set by the test: other replicas' builds."""
+
+    def __init__(self, manager):
+        self.records: list[BuildRecord] = []
+        self.asked: list[str] = []
+        manager.peers = self
+
+    def builds_of(self, user):
+        return sharedlimits.by_owner(self.records).get(user, [])
+
+    def running_by_user(self):
+        by = sharedlimits.by_owner(self.records)
+        return {u: sum(r.state == "running" for r in rs) for u, rs in by.items()}
+
+    async def refresh_user(self, user):
+        self.asked.append(user)
+
+    async def publish(self):
+        pass
+
+
+async def test_other_replicas_builds_count_against_the_user(limited):
+    manager, builder = limited  # 2 slots, 1 running and 2 queued builds per user
+    peers = Peers(manager)
+    peers.records = [record("far1", "running", "alice"), record("far2", "queued", "alice")]
+    # Her one running build is elsewhere: a new one waits here, though a slot is free.
+    held = await manager.request("gh", "o/r/a", user="alice")
+    assert held.state == "queued" and peers.asked == ["alice"]
+    assert "it waits for one of those to end" in held.log.last.message
+    # One waiting there, one here: the queue limit (2) is reached, and the refusal
+    # names them all.
+    with pytest.raises(BuildRejected) as e:
+        await manager.request("gh", "o/r/b", user="alice")
+    assert e.value.status == 429
+    assert all(i in e.value.message for i in ("far1", "far2", held.id))
+    # Carol is not affected; joining alice's build is free.
+    assert (await manager.request("gh", "o/r/c", user="carol")).state == "running"
+    assert await manager.request("gh", "o/r/a", user="carol") is held
+    # The build elsewhere ends: hers starts here.
+    peers.records = [record("far2", "queued", "alice")]
+    manager.limits_changed()
+    await wait_started(builder, 2)
+    assert held.state == "running"

@@ -382,3 +382,104 @@ async def test_two_replicas_share_one_history(tmp_path, fakes, http, postgres):
     finally:
         a.stop()
         b.stop()
+
+
+async def test_per_user_limits_count_the_users_builds_on_every_replica(
+    tmp_path, fakes, http, postgres
+):
+    url = postgres.create_database("limits")
+    extra = (
+        f"c.R2DService.db_url = {url!r}\n"
+        "c.BuildManager.per_user_build_limit = 1\n"
+        "c.BuildManager.per_user_queue_limit = 1\n"
+        "c.SharedLimits.refresh_interval = 1\n"
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Service(tmp_path / "a", fakes, extra).start()
+    b = Service(tmp_path / "b", fakes, extra).start()
+    try:
+        # alice reaches her limits through replica A: one running, one waiting.
+        _, slow = await call(
+            http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
+        _, slow2 = await call(
+            http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"}
+        )
+        assert (slow["state"], slow2["state"]) == ("running", "queued")
+        # Through replica B at once (its records reach the database within a moment):
+        # refused, naming the builds that use her share, wherever they run.
+        t0 = time.monotonic()
+        status, err = await call(
+            http, b, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow3/main"}
+        )
+        refused_in = time.monotonic() - t0
+        assert status == 429, err
+        assert f"gh/octo/slow2/main (queued, build {slow2['id']})" in err["message"]
+        assert f"gh/octo/slow/main (running, build {slow['id']})" in err["message"]
+        assert "(1)" in err["message"] and "1 running" in err["message"]
+        got = await read_events(http, f"{b.url}build/gh/octo/slow3/main", headers=ALICE)
+        assert got.phases == ["failed"] and got.last["status"] == 429
+        # Other users are not limited by her.
+        status, carols = await call(
+            http, b, "POST", "api/builds", CAROL, json={"spec": "gh/octo/quick/main"}
+        )
+        assert status == 201 and carols["state"] in ("running", "ready"), carols
+        # Her waiting build withdrawn: B queues her next one, held back by her build
+        # running on A, and starts it within a refresh once that one ends.
+        await call(http, a, "POST", f"api/builds/{slow2['id']}/cancel", ROOT)
+
+        async def accepted(svc, spec):
+            """The build, once `svc` accepts it (the other replica's last change written)."""
+
+            async def attempt():
+                status, body = await call(
+                    http, svc, "POST", "api/builds", ALICE, json={"spec": spec}
+                )
+                assert status in (201, 429), body
+                return body if status == 201 else None
+
+            return await until(attempt, 5)
+
+        held = await accepted(b, "gh/octo/slow3/main")
+        assert held and held["state"] == "queued", held
+        seen = await read_events(
+            http, f"{b.url}api/builds/{held['id']}/events", headers=ALICE, stop_after=1
+        )
+        assert "it waits for one of those to end" in seen.events[-1]["message"]
+        await call(http, a, "POST", f"api/builds/{slow['id']}/cancel", ROOT)
+        t1 = time.monotonic()
+
+        async def started():
+            _, now = await call(http, b, "GET", f"api/builds/{held['id']}", ALICE)
+            return now["state"] == "running"
+
+        assert await until(started, 10)
+        started_in = time.monotonic() - t1
+
+        # And A now counts the build that runs on B (once B's records writer has its start).
+        async def recorded_running():
+            _, now = await call(http, a, "GET", f"api/builds/{held['id']}", ALICE)
+            return now["state"] == "running"
+
+        assert await until(recorded_running, 5)
+        status, err = await call(
+            http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
+        assert status == 201 and err["state"] == "queued"
+        status, err = await call(
+            http, a, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow2/main"}
+        )
+        assert status == 429 and held["id"] in err["message"], err
+        print(f"refused through B in {refused_in:.3f}s; held build started {started_in:.2f}s after")
+        # Once they have finished, B accepts again.
+        for svc in (a, b):
+            _, mine = await call(http, svc, "GET", "api/builds?state=queued&state=running", ROOT)
+            for x in mine["builds"]:
+                await call(http, svc, "POST", f"api/builds/{x['id']}/cancel", ROOT)
+        ok = await accepted(b, "gh/octo/slow2/main")
+        assert ok and ok["state"] == "running", ok
+        await call(http, b, "POST", f"api/builds/{ok['id']}/cancel", ROOT)
+    finally:
+        a.stop()
+        b.stop()

@@ -29,6 +29,11 @@ def can_launch(handler) -> bool:
     )
 
 
+def requested_spec(build) -> str:
+    """The spec as it was asked for: a provider's high_quota_specs match it."""
+    return f"{build.request.provider}/{build.request.spec}"
+
+
 def caller_token(handler) -> str:
     return handler.hub_auth.get_token(handler) or ""
 
@@ -79,6 +84,7 @@ class LaunchHandler(APIHandler):
                 launch_spec(build),
                 path=launch_path(**paths),
                 replace=body.get("replace", False),
+                requested=requested_spec(build),
             )
         except LaunchError as e:
             self.set_status(e.status)
@@ -99,7 +105,9 @@ async def stream_launch(handler, build) -> None:
     caller = handler.caller
     try:
         await send_event(handler, Event("launching", "Launching server...\n"))
-        launched = await launcher.launch(caller.name, caller_token(handler), launch_spec(build))
+        launched = await launcher.launch(
+            caller.name, caller_token(handler), launch_spec(build), requested=requested_spec(build)
+        )
         if launched.reused:
             await send_event(
                 handler, Event("launching", f"Your server {launched.url} runs this image.\n")

@@ -98,7 +98,15 @@ class RepoProvider(LoggingConfigurable):
         allowed_specs. Empty: every spec not banned.""",
     ).tag(config=True)
 
-    @validate("banned_specs", "allowed_specs")
+    high_quota_specs = List(
+        Unicode(),
+        help="""Specs that get c.Launcher.per_repo_quota_higher instead of
+        c.Launcher.per_repo_quota, as BinderHub's: regular expressions matched as
+        banned_specs are (re.match, case-insensitively, the canonical spec without
+        "<provider>/"), against the spec a launch was requested with.""",
+    ).tag(config=True)
+
+    @validate("banned_specs", "allowed_specs", "high_quota_specs")
     def _valid_patterns(self, proposal):
         for pattern in proposal.value:
             problem = policy.pattern_problem(pattern)
@@ -110,6 +118,10 @@ class RepoProvider(LoggingConfigurable):
         """Why this service's spec policy refuses a canonical spec, or None."""
         verdict = policy.spec_verdict(spec, self.banned_specs, self.allowed_specs)
         return policy.spec_refusal(self.name, spec, verdict) if verdict else None
+
+    def has_higher_quota(self, spec: str) -> bool:
+        """Whether a canonical spec gets the higher per-repository launch quota."""
+        return policy.matches_any(spec, self.high_quota_specs)
 
     def parse(self, spec: str) -> RepoSpec:
         """Parse the part after "<name>/"; raises SpecError."""

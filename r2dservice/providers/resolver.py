@@ -126,6 +126,14 @@ class Resolver(LoggingConfigurable):
         if refusal:
             raise ResolveError(refusal, status=403)
 
+    def has_higher_quota(self, provider: str, spec: str) -> bool:
+        """Whether "<provider>/<spec>" gets the higher per-repository launch quota
+        (its provider's high_quota_specs); False for a provider that is not on."""
+        try:
+            return self.provider(provider).has_higher_quota(spec)
+        except SpecError:
+            return False
+
     def parse(self, provider: str, spec: str) -> RepoSpec:
         return self.provider(provider).parse(spec)
 

@@ -47,6 +47,8 @@ _set("R2DServiceAuth", "build_scope", get_chart_value("auth.buildScope"))
 _set("R2DServiceAuth", "admin_scope", get_chart_value("auth.adminScope"))
 _set("Launcher", "enabled", get_chart_value("launch.enabled"))
 _set("Launcher", "named_servers", get_chart_value("launch.namedServers"))
+_set("Launcher", "per_repo_quota", get_chart_value("launch.perRepoQuota"))
+_set("Launcher", "per_repo_quota_higher", get_chart_value("launch.perRepoQuotaHigher"))
 _set("BuildManager", "concurrent_build_limit", chart_values.get("concurrentBuildLimit"))
 _set("BuildManager", "max_queue_length", chart_values.get("maxQueueLength"))
 if chart_values.get("debug"):
