@@ -280,6 +280,7 @@ class R2DService(Application):
     images_check = Any()
 
     _documenting = False
+    _images_error = ""  # the image check's last failure, logged once
 
     @property
     def classes(self):
@@ -541,9 +542,14 @@ class R2DService(Application):
     async def _check_images(self) -> dict:
         try:
             await self.registry.exists(self.image_prefix + "health-check:none")
+            self._images_error = ""
             return {"service": "images", "ok": True}
         except RegistryError as e:
-            return {"service": "images", "ok": False, "message": str(e)}
+            # /health answers anyone: the details (paths) go to the log, once per change.
+            if str(e) != self._images_error:
+                self.log.warning("The image check fails: %s", e)
+            self._images_error = str(e)
+            return {"service": "images", "ok": False, "message": e.public}
 
     def write_config_file(self) -> None:
         path = self.config_file

@@ -372,7 +372,11 @@ class BuildManager(LoggingConfigurable):
         try:
             return await asyncio.shield(check)
         except RegistryError as e:
-            raise BuildRejected(f"Could not check whether {image} exists: {e}", 503) from None
+            # The whole story for the operator; the caller's message names no server path.
+            self.log.warning("Could not check whether %s exists: %s", image, e)
+            raise BuildRejected(
+                f"Could not check whether {image} exists: {e.public}", 503
+            ) from None
         except Exception as e:  # a checker's bug must not become a bare 500 or a hang
             self.log.exception("Checking whether %s exists failed", image)
             raise BuildRejected(
