@@ -519,15 +519,12 @@ class R2DService(Application):
         checks = [await self.images_check()]
         if self.store is not None:
             ok = self.store.healthy
+            problem = self.store.problem or "the database does not answer"
             # Not critical: images that exist are still served without the records, so
             # a database outage must not take every replica out of a load balancer.
             checks.append(
                 {"service": "records", "ok": ok, "critical": False}
-                | (
-                    {}
-                    if ok
-                    else {"message": "the build records database does not answer; new builds wait"}
-                )
+                | ({} if ok else {"message": f"build records: {problem}; new builds wait"})
             )
         checks.append(
             {

@@ -472,8 +472,9 @@ class BuildManager(LoggingConfigurable):
                 f"{image} has not been built yet, and you may not start builds.", 403
             )
         if self.history is not None and not self.history.accepting():
+            reason = self.history.problem() or "the database does not answer"
             raise BuildRejected(
-                "New builds are paused: the build records database does not answer. "
+                f"New builds are paused: their records cannot be kept ({reason}). "
                 "Images that exist are still served; try again in a few minutes.",
                 503,
             )
