@@ -429,6 +429,72 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
         svc.stop()
 
 
+async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_images(
+    tmp_path, fakes, http
+):
+    pg = PostgresServer()  # its own server: stopping the module's would disturb other tests
+    svc = Service(
+        tmp_path,
+        fakes,
+        f"c.R2DService.db_url = {pg.create_database()!r}\n"
+        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+    ).start()
+    try:
+        _, b = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
+        assert (await events_of(http, svc, b["id"], ALICE)).last["phase"] == "ready"
+
+        async def listed(build_id):
+            status, got = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200 and build_id in [x["id"] for x in got["builds"]]
+
+        assert await until(lambda: listed(b["id"]), 15)
+        pg.stop()
+
+        # An image that exists is still answered, without the database.
+        got = await read_events(
+            http, f"{svc.url}build/gh/octo/built/main", headers=ALICE, timeout=30
+        )
+        assert got.phases == ["ready"]
+
+        async def paused():
+            status, err = await call(
+                http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+            )
+            return status == 503 and err["message"]
+
+        message = await until(paused, 15)
+        assert message and "does not answer" in message and "try again" in message, message
+        status, err = await call(http, svc, "GET", "api/builds", ALICE)
+        assert status == 503 and "try again" in err["message"], err
+        status, err = await call(http, svc, "GET", f"api/builds/{b['id']}/log", ALICE)
+        assert status == 503 and "try again" in err["message"], err
+        status, health = await call(http, svc, "GET", "health", {})
+        records = next(c for c in health["checks"] if c["service"] == "records")
+        assert status == 200 and records["ok"] is False and records["message"], health
+
+        pg.start()
+
+        async def back():
+            status, _ = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200
+
+        assert await until(back, 30), svc.log()[-3000:]
+        status, new = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+        )
+        assert status in (200, 201), new
+        assert (await events_of(http, svc, new["id"], ALICE)).last["phase"] == "failed"
+        assert await until(lambda: listed(new["id"]), 15)
+        status, health = await call(http, svc, "GET", "health", {})
+        assert all(c["ok"] for c in health["checks"]), health
+        assert svc.proc.proc.poll() is None and "Internal Server Error" not in svc.log()
+    finally:
+        svc.stop()
+        pg.remove()
+
+
 async def test_two_replicas_share_one_history(tmp_path, fakes, http, postgres):
     url = postgres.create_database("replicas")
     extra = f"c.R2DService.db_url = {url!r}\n"
