@@ -288,6 +288,7 @@ class R2DService(Application):
     images_check = Any()
 
     _documenting = False
+    _images_error = ""  # the image check's last failure, logged once
 
     @property
     def classes(self):
@@ -536,15 +537,12 @@ class R2DService(Application):
         checks = [await self.images_check()]
         if self.store is not None:
             ok = self.store.healthy
+            problem = self.store.problem or "the database does not answer"
             # Not critical: images that exist are still served without the records, so
             # a database outage must not take every replica out of a load balancer.
             checks.append(
                 {"service": "records", "ok": ok, "critical": False}
-                | (
-                    {}
-                    if ok
-                    else {"message": "the build records database does not answer; new builds wait"}
-                )
+                | ({} if ok else {"message": f"build records: {problem}; new builds wait"})
             )
         checks.append(
             {
@@ -559,9 +557,14 @@ class R2DService(Application):
     async def _check_images(self) -> dict:
         try:
             await self.registry.exists(self.image_prefix + "health-check:none")
+            self._images_error = ""
             return {"service": "images", "ok": True}
         except RegistryError as e:
-            return {"service": "images", "ok": False, "message": str(e)}
+            # /health answers anyone: the details (paths) go to the log, once per change.
+            if str(e) != self._images_error:
+                self.log.warning("The image check fails: %s", e)
+            self._images_error = str(e)
+            return {"service": "images", "ok": False, "message": e.public}
 
     def write_config_file(self) -> None:
         path = self.config_file

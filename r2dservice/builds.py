@@ -384,7 +384,11 @@ class BuildManager(LoggingConfigurable):
         try:
             return await asyncio.shield(check)
         except RegistryError as e:
-            raise BuildRejected(f"Could not check whether {image} exists: {e}", 503) from None
+            # The whole story for the operator; the caller's message names no server path.
+            self.log.warning("Could not check whether %s exists: %s", image, e)
+            raise BuildRejected(
+                f"Could not check whether {image} exists: {e.public}", 503
+            ) from None
         except Exception as e:  # a checker's bug must not become a bare 500 or a hang
             self.log.exception("Checking whether %s exists failed", image)
             raise BuildRejected(
@@ -482,8 +486,9 @@ class BuildManager(LoggingConfigurable):
                 f"{image} has not been built yet, and you may not start builds.", 403
             )
         if self.history is not None and not self.history.accepting():
+            reason = self.history.problem() or "the database does not answer"
             raise BuildRejected(
-                "New builds are paused: the build records database does not answer. "
+                f"New builds are paused: their records cannot be kept ({reason}). "
                 "Images that exist are still served; try again in a few minutes.",
                 503,
             )

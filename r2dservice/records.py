@@ -108,6 +108,10 @@ class MemoryHistory:
     def accepting(self) -> bool:
         return True
 
+    def problem(self) -> str:
+        """Why new builds are not accepted ("" when they are)."""
+        return ""
+
     async def get(self, build_id: str) -> Build | None:
         return self.manager.get(build_id)
 
@@ -186,6 +190,9 @@ class Records(MemoryHistory):
     # --- writing ----------------------------------------------------------------------
     def accepting(self) -> bool:
         return self.store.healthy
+
+    def problem(self) -> str:
+        return self.store.problem
 
     def _handle(self, build: Build) -> str:
         handle = self._handles.get(build.id)

@@ -32,10 +32,20 @@ DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker
 # what docker-credential-* helpers print when they hold nothing for a registry
 _NOT_FOUND = "credentials not found"
 _IDENTITY_TOKEN_USER = "<token>"
+# How callers' messages name the Docker config file (its path is for the service's log).
+PUBLIC_CONFIG = "the service's Docker config.json"
 
 
 class RegistryError(Exception):
-    """The question could not be answered (registry down, credentials refused...)."""
+    """The question could not be answered (registry down, credentials refused...).
+
+    str() is the whole story, for the service's log; `public` is what callers are told:
+    the same without the server's own file paths (its Docker config's location).
+    """
+
+    def __init__(self, message: str, public: str | None = None):
+        super().__init__(message)
+        self.public = message if public is None else public
 
 
 def is_docker_hub(host: str) -> bool:
@@ -251,6 +261,13 @@ class RegistryImageChecker(ImageChecker):
         return self._session
 
     async def exists(self, image_name: str) -> bool:
+        try:
+            return await self._exists(image_name)
+        except RegistryError as e:
+            path = self.docker_config_path
+            raise RegistryError(str(e), e.public.replace(path, PUBLIC_CONFIG)) from None
+
+    async def _exists(self, image_name: str) -> bool:
         name_host, repo, tag = split_image_name(image_name)
         host = registry_endpoint(name_host)
         if is_docker_hub(name_host) and "/" not in repo:

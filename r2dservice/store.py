@@ -533,6 +533,11 @@ class BuildStore(LoggingConfigurable):
         return self._write_error is None and self._read_error is None
 
     @property
+    def problem(self) -> str:
+        """Why the database fails, for people ("the database is read-only"); "" if it works."""
+        return self._write_error or self._read_error or ""
+
+    @property
     def pending(self) -> int:
         """Writes queued and not yet written."""
         return len(self._queue)

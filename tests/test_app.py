@@ -106,3 +106,34 @@ def test_error_in_config_file_stops_with_file_and_line(tmp_path):
     assert out.returncode == 1
     assert "c.py, line 2: NameError" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_local_builder_pushes_with_the_registry_checkers_config(tmp_path):
+    """README's promise, through the config file: c.RegistryImageChecker.docker_config_path
+    is the file the local builder's push uses too (one config.json for check and push)."""
+    docker_config = tmp_path / "registry" / "config.json"
+    docker_config.parent.mkdir()
+    docker_config.write_text("{}")
+    config = tmp_path / "r2dservice_config.py"
+    config.write_text(
+        "c.R2DService.auth_enabled = False\n"
+        'c.R2DService.image_prefix = "127.0.0.1:5000/r2d-"\n'
+        "c.R2DService.use_registry = True\n"
+        f"c.RegistryImageChecker.docker_config_path = {str(docker_config)!r}\n"
+    )
+    script = (
+        "import sys\n"
+        "from r2dservice.app import R2DService\n"
+        "app = R2DService()\n"
+        "app.initialize(['-f', sys.argv[1]])\n"
+        "print(type(app.builder).__name__, app.builder.docker_config_path)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["LocalBuilder", str(docker_config)]

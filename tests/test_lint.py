@@ -55,3 +55,25 @@ def test_one_trait_style():
                 ):
                     offenders.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_timeouts_are_caught_as_python_3_10_raises_them():
+    """setup.py allows Python 3.10, where asyncio (and aiohttp) raise asyncio.TimeoutError,
+    which is not the builtin TimeoutError before 3.11: an `except` that names the builtin
+    must name asyncio's too (ruff's UP041 would merge them: pyproject targets py310)."""
+    offenders = []
+    for root, _, files in os.walk(os.path.join(REPO, "r2dservice")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            with open(path) as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ExceptHandler) or node.type is None:
+                    continue
+                caught = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
+                names = {ast.unparse(c) for c in caught}
+                if "TimeoutError" in names and "asyncio.TimeoutError" not in names:
+                    offenders.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
+    assert not offenders, offenders

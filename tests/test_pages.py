@@ -393,6 +393,10 @@ async def test_keyboard_only_use_of_the_form(alice):
     # Tab from the top: the skip link first, which jumps to the content.
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.className") == "skip-link"
+    # It moves the focus to the content, on this page (not to <base href>'s home page).
+    url = page.url
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "main" and page.url == url
     for _ in range(15):
         await page.keyboard.press("Tab")
         if await page.evaluate("document.activeElement.id") == "spec":

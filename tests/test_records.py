@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 import sqlite3
+import subprocess
 import time
 
 import aiohttp
@@ -339,6 +340,159 @@ async def test_a_locked_database_pauses_new_builds_and_history_not_existing_imag
         assert "Traceback" not in svc.log() or "Internal Server Error" not in svc.log()
     finally:
         svc.stop()
+
+
+def immutable(paths, on: bool) -> None:
+    """chattr +i / -i. The tests run as root, whom file modes do not stop; an immutable file
+    refuses root's writes too (EPERM), so SQLite opens it read-only and answers "attempt to
+    write a readonly database", as it does for a service user whose database file lost its
+    write permission (chmod a-w, a backup restored with the wrong owner). Its folder stays
+    writable: SQLite makes the WAL's -shm file there (without it, a read-only WAL database
+    cannot even be read: "unable to open database file", a store that does not answer)."""
+    subprocess.run(["chattr", "+i" if on else "-i", *map(str, paths)], check=True)
+
+
+async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_images(
+    tmp_path, fakes, http
+):
+    folder = tmp_path / "records"
+    db = folder / "r2dservice.sqlite"
+    svc = Service(
+        tmp_path,
+        fakes,
+        f"c.R2DService.db_url = {'sqlite:///' + str(db)!r}\n"
+        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+    ).start()
+    frozen = []
+    try:
+        _, b = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
+        assert (await events_of(http, svc, b["id"], ALICE)).last["phase"] == "ready"
+
+        async def recorded():
+            status, listed = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200 and [x["id"] for x in listed["builds"]] == [b["id"]]
+
+        assert await until(recorded, 15)
+        frozen = [db]
+        immutable(frozen, True)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            sqlite3.connect(db).execute("DELETE FROM builds")
+
+        # An image that exists is still answered, without the database.
+        got = await read_events(
+            http, f"{svc.url}build/gh/octo/built/main", headers=ALICE, timeout=30
+        )
+        assert got.phases == ["ready"]
+
+        # New builds wait for the records (the first write that fails tells the store).
+        async def paused():
+            status, err = await call(
+                http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+            )
+            return status == 503 and err["message"]
+
+        message = await until(paused, 15)
+        assert message and "read-only" in message and "try again" in message, message
+        status, err = await call(http, svc, "GET", "api/builds", ALICE)
+        assert status == 503 and "read-only" in err["message"], err
+        status, health = await call(http, svc, "GET", "health", {})
+        records = next(c for c in health["checks"] if c["service"] == "records")
+        assert status == 200 and records["ok"] is False and "read-only" in records["message"]
+        # The operator's log says which file.
+        assert "readonly database" in svc.log()
+
+        immutable(frozen, False)
+        frozen = []
+
+        async def back():
+            status, _ = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200
+
+        assert await until(back, 30), svc.log()[-3000:]
+        status, new = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+        )
+        assert status in (200, 201), new
+        assert (await events_of(http, svc, new["id"], ALICE)).last["phase"] == "failed"
+
+        async def listed_all():
+            status, listed = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200 and new["id"] in [x["id"] for x in listed["builds"]]
+
+        assert await until(listed_all, 15)
+        assert "Internal Server Error" not in svc.log()
+    finally:
+        if frozen:
+            immutable(frozen, False)
+        svc.stop()
+
+
+async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_images(
+    tmp_path, fakes, http
+):
+    pg = PostgresServer()  # its own server: stopping the module's would disturb other tests
+    svc = Service(
+        tmp_path,
+        fakes,
+        f"c.R2DService.db_url = {pg.create_database()!r}\n"
+        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+    ).start()
+    try:
+        _, b = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
+        assert (await events_of(http, svc, b["id"], ALICE)).last["phase"] == "ready"
+
+        async def listed(build_id):
+            status, got = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200 and build_id in [x["id"] for x in got["builds"]]
+
+        assert await until(lambda: listed(b["id"]), 15)
+        pg.stop()
+
+        # An image that exists is still answered, without the database.
+        got = await read_events(
+            http, f"{svc.url}build/gh/octo/built/main", headers=ALICE, timeout=30
+        )
+        assert got.phases == ["ready"]
+
+        async def paused():
+            status, err = await call(
+                http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+            )
+            return status == 503 and err["message"]
+
+        message = await until(paused, 15)
+        assert message and "does not answer" in message and "try again" in message, message
+        status, err = await call(http, svc, "GET", "api/builds", ALICE)
+        assert status == 503 and "try again" in err["message"], err
+        status, err = await call(http, svc, "GET", f"api/builds/{b['id']}/log", ALICE)
+        assert status == 503 and "try again" in err["message"], err
+        status, health = await call(http, svc, "GET", "health", {})
+        records = next(c for c in health["checks"] if c["service"] == "records")
+        assert status == 200 and records["ok"] is False and records["message"], health
+
+        pg.start()
+
+        async def back():
+            status, _ = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200
+
+        assert await until(back, 30), svc.log()[-3000:]
+        status, new = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
+        )
+        assert status in (200, 201), new
+        assert (await events_of(http, svc, new["id"], ALICE)).last["phase"] == "failed"
+        assert await until(lambda: listed(new["id"]), 15)
+        status, health = await call(http, svc, "GET", "health", {})
+        assert all(c["ok"] for c in health["checks"]), health
+        assert svc.proc.proc.poll() is None and "Internal Server Error" not in svc.log()
+    finally:
+        svc.stop()
+        pg.remove()
 
 
 async def test_two_replicas_share_one_history(tmp_path, fakes, http, postgres):

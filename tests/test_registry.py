@@ -456,3 +456,48 @@ async def test_local_engine_unreachable(tmp_path):
             await checker.exists("x:y")
     finally:
         await checker.close()
+
+
+# --- through the service: what callers are told, what the operator's log says -----------------
+
+
+async def test_a_refused_check_tells_callers_no_server_path(tmp_path, git_server, http):
+    from urllib.parse import quote
+
+    from tests.fakes.gitserver import make_repo
+    from tests.support.service import ServiceProcess
+
+    (tmp_path / "registry").mkdir()
+    registry = AuthRegistry(str(tmp_path / "registry"), {"pusher": "push-s3cret"})
+    config = tmp_path / "secret-folder-7f3a" / "config.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"auths": {registry.host: basic_entry("pusher", "wrong")}}))
+    make_repo(git_server.root / "checked", {"Dockerfile": "FROM scratch\n"})
+    svc = ServiceProcess(
+        str(tmp_path),
+        f"""
+        c.R2DService.auth_enabled = False
+        c.R2DService.image_prefix = "{registry.host}/r2dtest-"
+        c.RegistryImageChecker.docker_config_path = {str(config)!r}
+        c.GitRepoProvider.allow_loopback = True
+        """,
+    ).start()
+    try:
+        spec = f"git/{quote(git_server.url('checked'), safe='')}/main"
+        async with http.post(svc.url + "api/builds", json={"spec": spec}) as r:
+            status, body = r.status, await r.json()
+        assert status == 503, body
+        assert "refused the credentials" in body["message"]
+        assert "the service's Docker config.json" in body["message"]
+        async with http.get(svc.url + "health") as r:
+            images = next(c for c in (await r.json())["checks"] if c["service"] == "images")
+        assert images["ok"] is False and "refused the credentials" in images["message"]
+        assert "secret-folder-7f3a" not in json.dumps([body, images])
+    finally:
+        svc.stop()
+        registry.stop()
+    # The operator reads where the credentials are looked for.
+    assert (
+        f"refused the credentials (HTTP 401); check the credentials for {registry.host!r} in {config}"
+        in svc.log()
+    )

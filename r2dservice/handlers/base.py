@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
@@ -10,6 +11,7 @@ from tornado import web
 from ..auth import ANONYMOUS_ADMIN, Caller, HubUnavailable
 from ..builds import BuildRejected
 from ..events import encode_sse, failed
+from ..spec import redact
 from .sse import OUTSIDE_BUILD, start_sse
 
 # A caller the hub did not identify (only ever seen with auth on).
@@ -135,7 +137,26 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, web.HTTPError) and exc.log_message:
             message = exc.log_message % exc.args if exc.args else exc.log_message
-        return message
+        # A message may quote the request path, whose git spec may carry credentials.
+        return redact(message)
+
+    def _request_summary(self) -> str:
+        # tornado's summary (in its warnings and tracebacks) has the raw request URI.
+        r = self.request
+        return f"{r.method} {redact(r.uri or '')} ({r.remote_ip})"
+
+    def log_exception(self, typ, value, tb) -> None:
+        """tornado's, without the request's unredacted URI (its repr of the request)."""
+        if isinstance(value, web.HTTPError):
+            if value.log_message:
+                message = value.log_message % value.args if value.args else value.log_message
+                logging.getLogger("tornado.general").warning(
+                    "%d %s: %s", value.status_code, self._request_summary(), redact(message)
+                )
+            return
+        logging.getLogger("tornado.application").error(
+            "Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb)
+        )
 
     def write_error(self, status_code: int, **kwargs) -> None:
         """JSON errors with a message a person can act on, never a traceback."""

@@ -14,6 +14,7 @@ import jinja2
 from tornado import web
 
 from ..launch import LaunchError, launch_path
+from ..spec import redact
 from ..store import StoreUnavailable
 from .base import PageHandler
 from .launch import PATH_ARGUMENTS, can_launch, launcher_for
@@ -103,8 +104,9 @@ class PagesHandler(PageHandler):
         ns.setdefault("auto_launch", False)
         ns.setdefault("launch_args", {})
         ns.setdefault("launch_unavailable", self.launch_unavailable())
+        # The path of a v2 link holds its spec, credentials and all: pages show it redacted.
         self.render_template(
-            name, xsrf=self.xsrf_token.decode("ascii"), page_path=self.request.path, **ns
+            name, xsrf=self.xsrf_token.decode("ascii"), page_path=redact(self.request.path), **ns
         )
 
     def launch_unavailable(self) -> str:
