@@ -29,6 +29,15 @@ for a pod client (kubernetes_asyncio, kubectl-style JSON) to not know the differ
   Created pods are validated with kubernetes-validate --strict, like the real API
   rejects unknown fields (with fieldValidation=Strict).
 
+With `secure=True` it is a cluster's API server as a pod meets it: HTTPS with a
+certificate from the cluster's CA (`ca_pem`, what pods get as ca.crt), a bearer token on
+every request (tokens it issued for a ServiceAccount, bound to a pod that still exists:
+401 otherwise; no token is system:anonymous), RBAC on every request against the Roles
+and bindings given with add_object() (403 with the API server's Status), and the
+ServiceAccount admission plugin on pod creation (the ServiceAccount must exist; the
+projected token volume is added unless automountServiceAccountToken says no). Tests and
+harnesses act as cluster admin through admin_session(). See kubeauth.py.
+
 Tests play kubelet and chaos monkey through Python methods: schedule(), set_waiting(),
 set_unschedulable(), start_container(), log(), finish(), patch_pod(), delete_pod(),
 drop_watches(), compact()/expire_next_watches() (410), fail_requests() (500s),
@@ -52,7 +61,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+
+from . import kubeauth
 
 Pod = dict
 
@@ -253,7 +265,19 @@ class FakeKubeAPI:
         validate: bool = True,
         kube_version: str = "1.30",
         gone_as_http_status: bool = False,
+        secure: bool = False,
     ):
+        self.secure = secure
+        # secure: the cluster's PKI, token issuer, RBAC and ServiceAccounts
+        self.pki: kubeauth.ClusterPKI | None = None
+        self.tokens = kubeauth.TokenIssuer() if secure else None
+        self.rbac = kubeauth.RBAC()
+        self.service_accounts: dict[tuple[str, str], dict] = {}
+        self.admin_token = ""
+        # (user, verb, resource, namespace, name) of every request answered 403 or 401
+        self.denied: list[tuple[str, str, str, str, str]] = []
+        self.host = ""
+        self.port = 0
         self.history_limit = history_limit
         self.bookmark_interval = bookmark_interval
         self.validate = validate
@@ -309,12 +333,37 @@ class FakeKubeAPI:
         )
         await self._runner.setup()
         self._count_tcp(self._runner.server)
-        site = web.TCPSite(self._runner, host, port)
+        ssl_context = None
+        if self.secure:
+            import tempfile
+            from pathlib import Path
+
+            self.pki = kubeauth.ClusterPKI([host])
+            self._tls_dir = tempfile.TemporaryDirectory(prefix="fake-kubeapi-")
+            ssl_context = self.pki.server_context(Path(self._tls_dir.name))
+            admin = {"metadata": {"name": "kubernetes-admin", "uid": str(uuid.uuid4())}}
+            self.admin_token = self.tokens.issue("kube-system", admin)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         sock = site._server.sockets[0]
-        host, port = sock.getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+        self.host, self.port = sock.getsockname()[:2]
+        scheme = "https" if self.secure else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
         return self.url
+
+    @property
+    def ca_pem(self) -> str:
+        return self.pki.ca_pem if self.pki else ""
+
+    def admin_session(self) -> aiohttp.ClientSession:
+        """A client session with the cluster admin's credentials (what `kubectl` and
+        `helm install` use), trusting the cluster's CA."""
+        if not self.secure:
+            return aiohttp.ClientSession()
+        return aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            connector=aiohttp.TCPConnector(ssl=self.pki.client_context()),
+        )
 
     async def stop(self) -> None:
         self.drop_watches(abrupt=True)
@@ -323,6 +372,9 @@ class FakeKubeAPI:
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
+        if getattr(self, "_tls_dir", None):
+            self._tls_dir.cleanup()
+            self._tls_dir = None
 
     async def __aenter__(self):
         await self.start()
@@ -676,6 +728,84 @@ class FakeKubeAPI:
             if ns == namespace and e["involvedObject"]["name"] == pod_name
         ]
 
+    # --- service accounts and RBAC (secure) ---
+
+    def add_object(self, doc: dict, namespace: str = "default") -> None:
+        """A ServiceAccount, Role, RoleBinding, ClusterRole or ClusterRoleBinding, as
+        `kubectl apply` (or `helm install`) would create it."""
+        if doc["kind"] == "ServiceAccount":
+            self.add_service_account(
+                doc["metadata"]["name"], doc["metadata"].get("namespace") or namespace, doc
+            )
+        else:
+            self.rbac.add(copy.deepcopy(doc), namespace)
+
+    def add_service_account(
+        self, name: str, namespace: str = "default", doc: dict | None = None
+    ) -> dict:
+        account = copy.deepcopy(doc) if doc else {"apiVersion": "v1", "kind": "ServiceAccount"}
+        meta = account.setdefault("metadata", {})
+        meta.update(name=name, namespace=namespace, uid=str(uuid.uuid4()))
+        meta["creationTimestamp"] = now_rfc3339()
+        self.service_accounts[(namespace, name)] = account
+        return copy.deepcopy(account)
+
+    def get_service_account(self, name: str, namespace: str = "default") -> dict | None:
+        """A ServiceAccount; `default` exists in every namespace (the ServiceAccount
+        controller makes it as soon as the namespace is there)."""
+        if (namespace, name) not in self.service_accounts and name == "default":
+            self.add_service_account(name, namespace)
+        return copy.deepcopy(self.service_accounts.get((namespace, name)))
+
+    def role(self, name: str, namespace: str = "default") -> dict:
+        """The Role itself, to change in place as `kubectl edit role` would."""
+        return self.rbac.roles[(namespace, name)]
+
+    def request_token(self, pod: dict, expiration: int = kubeauth.TOKEN_EXPIRATION) -> str:
+        """What the kubelet gets from TokenRequest for a pod's projected token: bound to
+        the pod and its ServiceAccount."""
+        ns = pod["metadata"]["namespace"]
+        name = pod["spec"].get("serviceAccountName") or "default"
+        account = self.get_service_account(name, ns)
+        if account is None:
+            raise LookupError(f'serviceaccounts "{name}" not found')
+        return self.tokens.issue(ns, account, pod, expiration, pod["spec"].get("nodeName"))
+
+    def config_map(self, name: str, namespace: str = "default") -> dict[str, str] | None:
+        """ConfigMaps the cluster publishes itself: kube-root-ca.crt in every namespace."""
+        if name == kubeauth.ROOT_CA_CONFIG_MAP and self.pki:
+            return {"ca.crt": self.pki.ca_pem}
+        return None
+
+    def _admit_service_account(self, pod: dict, namespace: str) -> str | None:
+        """The ServiceAccount admission plugin: the pod's ServiceAccount (default
+        `default`) must exist; its token volume is added unless automount says no.
+        Returns the Forbidden message, or None."""
+        spec = pod.setdefault("spec", {})
+        name = spec.get("serviceAccountName") or "default"
+        spec["serviceAccountName"] = name
+        spec["serviceAccount"] = name
+        account = self.get_service_account(name, namespace)
+        if account is None:
+            return (
+                f'pods "{pod["metadata"]["name"]}" is forbidden: error looking up service '
+                f'account {namespace}/{name}: serviceaccount "{name}" not found'
+            )
+        if not kubeauth.should_automount(account, spec):
+            return None
+        containers = spec.get("initContainers", []) + spec.get("containers", [])
+        if any(
+            m.get("mountPath") == kubeauth.SA_MOUNT
+            for c in containers
+            for m in c.get("volumeMounts", [])
+        ):
+            return None  # the pod brings its own
+        volume, mount = kubeauth.service_account_volume()
+        spec.setdefault("volumes", []).append(volume)
+        for c in containers:
+            c.setdefault("volumeMounts", []).append(dict(mount))
+        return None
+
     # --- secrets ---
 
     def add_secret(
@@ -837,11 +967,57 @@ class FakeKubeAPI:
             return "watch" if _true(request.query.get("watch")) else "list"
         return path
 
+    def _authenticate(self, request: web.Request) -> kubeauth.User | None:
+        """The user a request is from; None for a token this server did not issue (or
+        one whose ServiceAccount or bound pod is gone: 401)."""
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return kubeauth.ANONYMOUS
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        token = token.strip()
+        if token == self.admin_token:
+            return kubeauth.ADMIN
+        claims = self.tokens.verify(token)
+        if claims is None:
+            return None
+        k8s = claims["kubernetes.io"]
+        ns, sa = k8s["namespace"], k8s["serviceaccount"]
+        account = self.service_accounts.get((ns, sa["name"]))
+        if account is None or account["metadata"]["uid"] != sa["uid"]:
+            return None
+        if "pod" in k8s:
+            pod = self.pods.get((ns, k8s["pod"]["name"]))
+            if pod is None or pod["metadata"]["uid"] != k8s["pod"]["uid"]:
+                return None  # "the token has been invalidated" with its pod
+        return kubeauth.service_account_user(ns, sa["name"])
+
+    def _check_access(self, request: web.Request) -> web.Response | None:
+        """401 or 403 as the API server's filters answer them, or None to go on."""
+        if request.path.startswith("/fake/"):
+            return None  # the harness's own endpoints, not the API
+        attrs = kubeauth.request_attributes(request.method, request.path, request.query)
+        user = self._authenticate(request)
+        if user is None:
+            self.denied.append(("", attrs.verb, attrs.resource, attrs.namespace, attrs.name))
+            return web.json_response(kubeauth.UNAUTHORIZED, status=401)
+        allowed, reason = self.rbac.authorize(user, attrs)
+        if allowed:
+            return None
+        resource = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
+        self.denied.append((user.name, attrs.verb, resource, attrs.namespace, attrs.name))
+        return web.json_response(kubeauth.forbidden_status(user, attrs, reason), status=403)
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
         endpoint = self._endpoint(request)
         if self.keep_request_log:
             self.request_log.append((request.method, request.path_qs))
+        if self.secure:
+            refused = self._check_access(request)
+            if refused is not None:
+                return refused
         st = self.stats[endpoint]
         st.requests += 1
         for f in self._failures:
@@ -1028,6 +1204,10 @@ class FakeKubeAPI:
                 f'pods "{name}" already exists',
                 {"name": name, "kind": "pods"},
             )
+        if self.secure:
+            refused = self._admit_service_account(body, namespace)
+            if refused:
+                return status_response(403, "Forbidden", refused, {"name": name, "kind": "pods"})
         self._default_pod(body, namespace)
         return web.json_response(self._store("ADDED", body), status=201)
 

@@ -23,6 +23,14 @@ It is as unkind as a real kubelet, because a kinder stand-in hides bugs:
 - a missing image is ErrImagePull then ImagePullBackOff (ErrImageNeverPull with
   imagePullPolicy Never), with the kubelet's Failed and BackOff Events.
 
+On a `secure` stand-in API it gives pods what a kubelet gives them to reach their API
+server: the `KUBERNETES_SERVICE_HOST`/`_PORT` variables (every pod, as the kubelet does
+whatever enableServiceLinks says) and the projected volume the ServiceAccount admission
+plugin added (a token from TokenRequest bound to the pod, the kube-root-ca.crt
+ConfigMap's ca.crt, the namespace) at /var/run/secrets/kubernetes.io/serviceaccount. A
+pod (or ServiceAccount) with automountServiceAccountToken false has no such volume, so
+it gets no token. Tokens are not refreshed (they last an hour; these tests do not).
+
 The kubelet retries every `retry_interval`, and the container starts once what was
 missing is there. Pods use the host's network (the registry, git servers), except those
 `own_network` selects: they get a network namespace of their own (Docker's bridge), as a
@@ -85,6 +93,7 @@ class DockerKubelet:
         self.claims: dict[tuple[str, str], Path] = {}
         # ConfigMaps (the stand-in API has none): (namespace, name) -> data
         self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
+        self._pods_by_volume_dir: dict[Path, dict] = {}
 
     def add_claim(self, name: str, namespace: str = "default") -> Path:
         """A bound PersistentVolumeClaim (a folder that outlives the pods using it)."""
@@ -237,6 +246,23 @@ class DockerKubelet:
         reason = "OOMKilled" if state.get("OOMKilled") else None
         self.api.finish(name, state.get("ExitCode", 1), reason=reason, namespace=ns)
 
+    def _service_env(self) -> dict[str, str]:
+        """The `kubernetes` Service of the default namespace, as the kubelet puts it in
+        every container's environment (before the container's own env, which wins)."""
+        if not self.api.secure:
+            return {}
+        host, port = self.api.host, self.api.port
+        return {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": str(port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+            "KUBERNETES_PORT": f"tcp://{host}:{port}",
+            f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}",
+            f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+            f"KUBERNETES_PORT_{port}_TCP_PORT": str(port),
+            f"KUBERNETES_PORT_{port}_TCP_ADDR": host,
+        }
+
     def _network(self, pod: dict, index: int) -> str:
         """The pod's network namespace: the host's, or its own (made with the first
         container, joined by the others)."""
@@ -333,6 +359,7 @@ class DockerKubelet:
         """`-v` arguments for the container's volume mounts; _MountFailed as a kubelet's
         volume manager fails (every volume of the pod is set up, used or not)."""
         workdir = self._tmp / pod["metadata"]["name"]
+        self._pods_by_volume_dir[workdir] = pod
         ns = pod["metadata"]["namespace"]
         volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
         sources = {name: self._volume_source(v, workdir, ns) for name, v in volumes.items()}
@@ -352,6 +379,8 @@ class DockerKubelet:
         """`docker run` arguments (after `run -d --name`) for one of the pod's containers."""
         spec = pod["spec"]
         args = ["--network", network]
+        for name, value in self._service_env().items():
+            args += ["-e", f"{name}={value}"]
         for e in container.get("env", []):
             if "value" in e:
                 args += ["-e", f"{e['name']}={e['value']}"]
@@ -382,6 +411,58 @@ class DockerKubelet:
         args += command[1:] + list(container.get("args", []))
         return args
 
+    def _config_map(self, name: str, namespace: str) -> dict[str, str] | None:
+        data = self.config_maps.get((namespace, name))
+        return data if data is not None else self.api.config_map(name, namespace)
+
+    def _projected(self, vol: dict, workdir: Path, namespace: str) -> str:
+        """A projected volume: the sources' files side by side, with defaultMode."""
+        pod = self._pods_by_volume_dir[workdir]
+        path = workdir / "projected" / vol["name"]
+        path.mkdir(parents=True, exist_ok=True)
+        mode = vol["projected"].get("defaultMode", 0o644)
+
+        def fail(problem: str):
+            raise _MountFailed(f'MountVolume.SetUp failed for volume "{vol["name"]}" : {problem}')
+
+        files: dict[str, str] = {}
+        for source in vol["projected"].get("sources") or []:
+            if "serviceAccountToken" in source:
+                sat = source["serviceAccountToken"]
+                try:
+                    token = self.api.request_token(pod, sat.get("expirationSeconds") or 3600)
+                except LookupError as e:
+                    fail(f"failed to fetch token: {e}")
+                files[sat["path"]] = token
+            elif "configMap" in source:
+                name = source["configMap"]["name"]
+                data = self._config_map(name, namespace)
+                if data is None:
+                    fail(f'configmap "{name}" not found')
+                for item in source["configMap"].get("items") or [
+                    {"key": k, "path": k} for k in data
+                ]:
+                    files[item["path"]] = data[item["key"]]
+            elif "downwardAPI" in source:
+                for item in source["downwardAPI"]["items"]:
+                    files[item["path"]] = _field(pod, item["fieldRef"]["fieldPath"], self.node)
+            elif "secret" in source:
+                name = source["secret"]["name"]
+                secret = self.api.get_secret(name, namespace)
+                if secret is None:
+                    fail(f'secret "{name}" not found')
+                data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+                for item in source["secret"].get("items") or [{"key": k, "path": k} for k in data]:
+                    files[item["path"]] = data[item["key"]]
+            else:
+                raise NotImplementedError(f"projected volume source {sorted(source)}")
+        for rel, text in files.items():
+            target = path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            target.chmod(mode)
+        return str(path)
+
     def _volume_source(self, vol: dict, workdir: Path, namespace: str) -> str:
         if "hostPath" in vol:
             path = vol["hostPath"]["path"]
@@ -402,9 +483,11 @@ class DockerKubelet:
             # Without root here to chown, the folder is opened to all instead.
             path.chmod(0o2777)
             return str(path)
+        if "projected" in vol:
+            return self._projected(vol, workdir, namespace)
         if "configMap" in vol:
             cm_name = vol["configMap"]["name"]
-            data = self.config_maps.get((namespace, cm_name))
+            data = self._config_map(cm_name, namespace)
             if data is None:
                 raise _MountFailed(
                     f'MountVolume.SetUp failed for volume "{vol["name"]}" : configmap "{cm_name}" not found'
