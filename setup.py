@@ -60,6 +60,8 @@ setup(
             "pytest-asyncio>=0.23",
             "pytest-timeout>=2.2",
             "kubernetes-validate",
+            # tests/fakes/kubeauth.py: the stand-in cluster's CA and service-account tokens
+            "cryptography",
             "bcrypt",
             "playwright",
             "openapi-spec-validator>=0.7",

@@ -21,10 +21,17 @@ is named in `build.daemon.extraArgs` (--insecure-registry), as an operator with 
 registry does. The third leaves the DaemonSet out: the build fails within pendingGrace
 naming the socket.
 
-Other differences from a cluster: the service reaches the stand-in API by its URL
-(`config.KubernetesBuilder.k8s_api_url`, as it would through `kubectl proxy`; the Role
-is checked call by call in test_chart.py); and, as every pod here shares the host's
-network, it listens on a free port (`config.R2DService.port`).
+The stand-in API is a cluster's as a pod meets it (FakeKubeAPI(secure=True)): the
+service finds it as in a cluster, with no URL in its configuration, through the
+KUBERNETES_SERVICE_* variables and the token, ca.crt and namespace the kubelet mounts
+from its ServiceAccount (kubernetes_asyncio's in-cluster configuration), over HTTPS, and
+every request it makes is authorized against the chart's rendered Role and RoleBinding:
+what the Role does not grant is refused with the API server's 403. Build pods get no
+token (the chart turns automount off for them). The fourth test takes a verb out of the
+Role and sees the build fail naming it.
+
+The one difference left: as every pod here shares the host's network, the service
+listens on a free port (`config.R2DService.port`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ import yaml
 from tests.conftest import registry_has
 from tests.fakes.gitserver import GitHTTPServer, make_repo
 from tests.fakes.kubeapi import FakeKubeAPI
+from tests.fakes.kubeauth import SA_MOUNT
 from tests.fakes.kubelet import DockerKubelet, remove_leftover_containers
 from tests.support.registry import AuthRegistry
 from tests.support.sse import read_events
@@ -128,11 +136,17 @@ def render(helm: str, tmp_path, values: dict) -> list[dict]:
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+
+
 async def apply(kube: FakeKubeAPI, kubelet: DockerKubelet, docs: list[dict]) -> dict:
     """What the API server and controllers would make of the rendered manifests: the
-    Secrets (through the API, validated), the claims bound, the Deployment's pod
-    created. Returns the pod."""
-    async with aiohttp.ClientSession() as s:
+    ServiceAccount, Roles and bindings in place, the Secrets (through the API,
+    validated), the claims bound, the Deployment's pod created. Returns the pod."""
+    for doc in docs:
+        if doc["kind"] in RBAC_KINDS:
+            kube.add_object(doc, NAMESPACE)
+    async with kube.admin_session() as s:
         for doc in docs:
             ns = doc["metadata"].get("namespace", NAMESPACE)
             if doc["kind"] == "Secret":
@@ -175,10 +189,15 @@ async def run_daemon_set(kube: FakeKubeAPI, kubelet: DockerKubelet, docs: list[d
         },
         "spec": ds["spec"]["template"]["spec"],
     }
-    async with aiohttp.ClientSession() as s:
+    async with kube.admin_session() as s:
         async with s.post(f"{kube.url}/api/v1/namespaces/{ns}/pods", json=pod) as r:
             assert r.status == 201, await r.text()
             return await r.json()
+
+
+def service_account_name(docs: list[dict]) -> str:
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    return deployment["spec"]["template"]["spec"]["serviceAccountName"]
 
 
 def is_daemon(pod: dict) -> bool:
@@ -206,7 +225,7 @@ async def wait_ready(kube: FakeKubeAPI, name: str, ns: str, timeout: float = 90)
 def chart_values(infra, kube: FakeKubeAPI, port: int, image_prefix: str, daemon: dict) -> dict:
     """What an operator sets (the registry, its credentials, the service's name, the
     daemon), and what this machine needs (its own images, repo2docker's offline
-    configuration, the stand-in API's URL, a free port)."""
+    configuration, a free port). No API URL: the service finds it as in a cluster."""
     config_dir = str(Path(infra["r2d_config"]).parent)
     return {
         "imagePrefix": image_prefix,
@@ -228,7 +247,6 @@ def chart_values(infra, kube: FakeKubeAPI, port: int, image_prefix: str, daemon:
         # no hub here: the hub's side is tested in test_hub.py
         "auth": {"enabled": False},
         "config": {
-            "KubernetesBuilder": {"k8s_api_url": kube.url},
             "R2DService": {"port": port},
             # the test's git server listens on 127.0.0.1
             "GitRepoProvider": {"allow_loopback": True},
@@ -275,7 +293,7 @@ async def test_chart_runs_and_builds_through_the_service_pod(
     port = free_port()
     config_dir = str(Path(infra["r2d_config"]).parent)
     git = GitHTTPServer(tmp_path / "git").start()
-    kube = FakeKubeAPI()
+    kube = FakeKubeAPI(secure=True)
     await kube.start()
     kubelet = DockerKubelet(kube)
     await kubelet.start()
@@ -306,7 +324,6 @@ async def test_chart_runs_and_builds_through_the_service_pod(
             # no hub here: the hub's side is tested in test_hub.py
             "auth": {"enabled": False},
             "config": {
-                "KubernetesBuilder": {"k8s_api_url": kube.url},
                 "R2DService": {"port": port},
                 # the test's git server listens on 127.0.0.1
                 "GitRepoProvider": {"allow_loopback": True},
@@ -332,6 +349,16 @@ async def test_chart_runs_and_builds_through_the_service_pod(
         assert versions["r2dservice"] and versions["repo2docker"], versions
         assert "Kubernetes" in json.dumps(versions["builder"]), versions
 
+        # It reaches the API as a pod does: the kubelet's variables and mounted token.
+        assert f"KUBERNETES_SERVICE_HOST={kube.host}" in run_args
+        assert any(a.endswith(f":{SA_MOUNT}:ro") for a in run_args), run_args
+        service = kubelet.container_names[(name, "r2dservice")]
+        for f in ("token", "ca.crt", "namespace"):
+            assert (
+                docker("exec", service, "test", "-s", f"{SA_MOUNT}/{f}", check=False).returncode
+                == 0
+            ), f
+
         # A build through the service pod: a build pod, the daemon's socket, a push.
         sha = make_repo(
             git.root / "demo",
@@ -349,6 +376,14 @@ async def test_chart_runs_and_builds_through_the_service_pod(
         assert any(a.endswith(":/var/run/r2dservice/docker/config.json:ro") for a in build_args)
         # the registry Secret the build pod mounted is the one the chart made in its namespace
         assert kube.get_secret(f"{RELEASE}-registry", BUILD_NS) is not None
+        # No token in the build pod: the chart turns automount off, the kubelet honours it.
+        assert not any(SA_MOUNT in a for a in build_args), build_args
+        assert any(a.startswith("KUBERNETES_SERVICE_HOST=") for a in build_args)
+        # The chart's Role allowed every request the service made, over HTTPS, as its
+        # ServiceAccount.
+        assert kube.denied == [], kube.denied
+        service_account = f"system:serviceaccount:{NAMESPACE}:{service_account_name(docs)}"
+        assert kube.users_seen == {service_account}, kube.users_seen
 
         # Build records outlive the pod: the sqlite file is on the claim.
         claim = kubelet.claims[(NAMESPACE, f"{RELEASE}-db")]
@@ -372,7 +407,7 @@ async def test_dind_daemon_serves_builds_through_its_socket(
     git = GitHTTPServer(tmp_path / "git").start()
     (tmp_path / "registry").mkdir()
     registry = AuthRegistry(str(tmp_path / "registry"), {"pusher": "s3cret"}, bridge_gateway())
-    kube = FakeKubeAPI()
+    kube = FakeKubeAPI(secure=True)
     await kube.start()
     kubelet = DockerKubelet(kube, own_network=is_daemon)
     await kubelet.start()
@@ -480,7 +515,7 @@ async def test_build_without_the_daemon_fails_within_pending_grace_naming_the_so
     await remove_leftover_containers()
     port = free_port()
     git = GitHTTPServer(tmp_path / "git").start()
-    kube = FakeKubeAPI()
+    kube = FakeKubeAPI(secure=True)
     await kube.start()
     kubelet = DockerKubelet(kube)
     await kubelet.start()
@@ -506,6 +541,51 @@ async def test_build_without_the_daemon_fails_within_pending_grace_naming_the_so
         assert "FailedMount" in message, message
         assert f"hostPath type check failed: {socket_path} is not a socket file" in message
         assert took < 5 + 30, f"failed after {took:.0f}s"
+    finally:
+        await kubelet.stop()
+        await kube.stop()
+        git.stop()
+
+
+async def test_a_verb_missing_from_the_role_fails_the_build_naming_it(
+    helm, service_image, build_image, infra, run_id, tmp_path
+):
+    """The stand-in authorizes the service's requests against the rendered Role: take
+    `create` on pods out of it and a build fails at once with the API server's 403,
+    which names the verb, the resource, the ServiceAccount and the namespace."""
+    await remove_leftover_containers()
+    port = free_port()
+    git = GitHTTPServer(tmp_path / "git").start()
+    kube = FakeKubeAPI(secure=True)
+    await kube.start()
+    kubelet = DockerKubelet(kube)
+    await kubelet.start()
+    try:
+        values = chart_values(infra, kube, port, f"{infra['registry']}/r2dtest-{run_id}-rbac-", {})
+        docs = render(helm, tmp_path, values)
+        [role] = [d for d in docs if d["kind"] == "Role"]
+        [pods_rule] = [r for r in role["rules"] if r["resources"] == ["pods"]]
+        pods_rule["verbs"].remove("create")
+        kube.add_secret("hub", {"hub.services.binder.apiToken": HUB_TOKEN}, NAMESPACE)
+        pod = await apply(kube, kubelet, docs)
+        base = f"http://127.0.0.1:{port}/services/binder/"
+        await wait_answering(base + "health", kube, pod["metadata"]["name"])
+        sha = make_repo(git.root / "demo", {"Dockerfile": f"FROM {infra['base_image']}\n"})
+        spec = f"git/{quote(git.url('demo'), safe='')}/{sha}"
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with aiohttp.ClientSession() as s:
+            got = await read_events(s, f"{base}build/{spec}?build_only=true", timeout=120)
+        took = loop.time() - start
+        assert got.last["phase"] == "failed", got.last
+        user = f"system:serviceaccount:{NAMESPACE}:{service_account_name(docs)}"
+        assert got.last["message"] == (
+            f'Could not create the build pod: pods is forbidden: User "{user}" cannot create '
+            f'resource "pods" in API group "" in the namespace "{BUILD_NS}"\n'
+        ), got.last
+        assert took < 30, f"failed after {took:.0f}s"
+        assert kube.denied == [(user, "create", "pods", BUILD_NS, "")], kube.denied
+        assert [n for n in kubelet.docker_args if n != pod["metadata"]["name"]] == []
     finally:
         await kubelet.stop()
         await kube.stop()

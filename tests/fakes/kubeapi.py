@@ -276,6 +276,7 @@ class FakeKubeAPI:
         self.admin_token = ""
         # (user, verb, resource, namespace, name) of every request answered 403 or 401
         self.denied: list[tuple[str, str, str, str, str]] = []
+        self.users_seen: set[str] = set()  # who made API requests (not the admin)
         self.host = ""
         self.port = 0
         self.history_limit = history_limit
@@ -1002,6 +1003,8 @@ class FakeKubeAPI:
         if user is None:
             self.denied.append(("", attrs.verb, attrs.resource, attrs.namespace, attrs.name))
             return web.json_response(kubeauth.UNAUTHORIZED, status=401)
+        if user is not kubeauth.ADMIN:
+            self.users_seen.add(user.name)
         allowed, reason = self.rbac.authorize(user, attrs)
         if allowed:
             return None
