@@ -277,6 +277,8 @@ class FakeKubeAPI:
         # (user, verb, resource, namespace, name) of every request answered 403 or 401
         self.denied: list[tuple[str, str, str, str, str]] = []
         self.users_seen: set[str] = set()  # who made API requests (not the admin)
+        # (user, verb, resource[/subresource], namespace) of every request RBAC allowed
+        self.allowed: set[tuple[str, str, str, str]] = set()
         self.host = ""
         self.port = 0
         self.history_limit = history_limit
@@ -1006,9 +1008,11 @@ class FakeKubeAPI:
         if user is not kubeauth.ADMIN:
             self.users_seen.add(user.name)
         allowed, reason = self.rbac.authorize(user, attrs)
-        if allowed:
-            return None
         resource = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
+        if allowed:
+            if attrs.resource_request:
+                self.allowed.add((user.name, attrs.verb, resource, attrs.namespace))
+            return None
         self.denied.append((user.name, attrs.verb, resource, attrs.namespace, attrs.name))
         return web.json_response(kubeauth.forbidden_status(user, attrs, reason), status=403)
 
