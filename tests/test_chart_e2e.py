@@ -592,6 +592,44 @@ async def test_a_verb_missing_from_the_role_fails_the_build_naming_it(
         git.stop()
 
 
+@pytest.mark.parametrize("verb", ["list", "watch"])
+async def test_a_role_without_list_or_watch_on_pods_stops_the_service_naming_it(
+    verb, helm, service_image, infra, run_id, tmp_path
+):
+    """Without `list` or `watch` on pods the service cannot know its builds: it stops at
+    start with the API server's 403 (the pod fails, its log says why), rather than
+    serving builds that never hear of their pods."""
+    await remove_leftover_containers()
+    kube = FakeKubeAPI(secure=True)
+    await kube.start()
+    kubelet = DockerKubelet(kube)
+    await kubelet.start()
+    try:
+        values = chart_values(
+            infra, kube, free_port(), f"{infra['registry']}/r2dtest-{run_id}-rbac-", {}
+        )
+        docs = render(helm, tmp_path, values)
+        [role] = [d for d in docs if d["kind"] == "Role"]
+        [pods_rule] = [r for r in role["rules"] if r["resources"] == ["pods"]]
+        pods_rule["verbs"].remove(verb)
+        kube.add_secret("hub", {"hub.services.binder.apiToken": HUB_TOKEN}, NAMESPACE)
+        name = (await apply(kube, kubelet, docs))["metadata"]["name"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while (kube.get_pod(name, NAMESPACE)["status"]).get("phase") != "Failed":
+            assert loop.time() < deadline, kube.log_text(name, NAMESPACE)[-3000:]
+            await asyncio.sleep(0.5)
+        user = f"system:serviceaccount:{NAMESPACE}:{service_account_name(docs)}"
+        assert (
+            f'pods is forbidden: User "{user}" cannot {verb} resource "pods" in API group "" '
+            f'in the namespace "{BUILD_NS}"'
+        ) in kube.log_text(name, NAMESPACE)
+        assert kube.denied == [(user, verb, "pods", BUILD_NS, "")], kube.denied
+    finally:
+        await kubelet.stop()
+        await kube.stop()
+
+
 def registry_has_with_auth(registry: str, image_name: str, auth: tuple[str, str]) -> bool:
     name, _, tag = image_name.partition("/")[2].rpartition(":")
     req = urllib.request.Request(

@@ -89,6 +89,7 @@ class PodWatch:
         self._listeners: list[Callable[[str, dict], None]] = []
         self._task: asyncio.Task | None = None
         self._resp: aiohttp.ClientResponse | None = None
+        self._opened: aiohttp.ClientResponse | None = None  # start()'s first watch
         self._stream_events = 0
         # for tests and metrics
         self.lists = 0
@@ -131,6 +132,14 @@ class PodWatch:
                     raise
                 log.warning("Listing build pods failed (%s); retrying", e)
                 await asyncio.sleep(next(delays))
+        # The first watch opens here too: a Role without `watch` fails the start as one
+        # without `list` does, instead of builds that never hear of their pods again.
+        try:
+            self._opened = await self._open_watch()
+        except (WatchError, _Gone, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            self._close_stream()
+            if isinstance(e, WatchError) and e.status < 500 and e.status != 429:
+                raise
         self._task = asyncio.create_task(self._run(), name="r2dservice-podwatch")
 
     async def stop(self) -> None:
@@ -218,6 +227,21 @@ class PodWatch:
 
     async def _watch_once(self) -> int:
         """Follow one watch stream to its end; returns how many events it carried."""
+        resp, self._opened = self._opened, None
+        if resp is None:
+            resp = await self._open_watch()
+        while True:
+            line = await resp.content.readline()
+            if not line:
+                return self._stream_events
+            if not line.strip():
+                continue
+            self._stream_events += 1
+            self._handle(json.loads(line))
+
+    async def _open_watch(self) -> aiohttp.ClientResponse:
+        """A watch stream from resource_version, its status checked (_close_stream()
+        closes it)."""
         self.watches += 1
         self._resp = resp = await self.api.list_namespaced_pod(
             self.namespace,
@@ -237,14 +261,7 @@ class PodWatch:
             raise _Gone()
         if resp.status != 200:
             raise WatchError(resp.status, await error_message(resp))
-        while True:
-            line = await resp.content.readline()
-            if not line:
-                return self._stream_events
-            if not line.strip():
-                continue
-            self._stream_events += 1
-            self._handle(json.loads(line))
+        return resp
 
     def _handle(self, event: dict[str, Any]) -> None:
         type_, obj = event.get("type"), event.get("object") or {}
@@ -276,6 +293,7 @@ class PodWatch:
                 log.exception("Pod watch listener failed")
 
     def _close_stream(self) -> None:
+        self._opened = None
         if self._resp is not None:
             self._resp.close()
             self._resp = None
