@@ -24,6 +24,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import naming, policy
 from .builders.base import Builder, BuildFailed, BuildRequest, make_build_request
+from .builders.replay import LogReplay
 from .eventlog import EventLog
 from .events import Event, failed
 from .metrics import REQUESTS
@@ -85,6 +86,14 @@ def _scrubber(request: BuildRequest) -> Callable[[str], str]:
     scheme, _, rest = request.repo_url.partition("://")
     with_secrets = f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
     return lambda text: redact(text, with_secrets)
+
+
+def _as_logged(event: Event, scrub: Callable[[str], str]) -> Event:
+    """A builder's event as the build's log holds it: scrubbed, and never terminal
+    (builders never end a build; the manager does)."""
+    phase = "building" if event.terminal else event.phase
+    extra = {k: scrub(v) if isinstance(v, str) else v for k, v in event.extra.items()}
+    return Event(phase, scrub(event.message), extra)
 
 
 class BuildRejected(Exception):
@@ -638,10 +647,7 @@ class BuildManager(LoggingConfigurable):
         scrub = _scrubber(build.request)
 
         def emit(event: Event) -> None:
-            if event.terminal:  # builders never end a build; we do
-                event = Event("building", event.message, event.extra)
-            extra = {k: scrub(v) if isinstance(v, str) else v for k, v in event.extra.items()}
-            build.emit(Event(event.phase, scrub(event.message), extra))
+            build.emit(_as_logged(event, scrub))
 
         try:
             await run(build.request, emit)
@@ -758,12 +764,19 @@ class BuildManager(LoggingConfigurable):
         for request in await self.builder.start():
             build = await self.history.restore(request) if self.history is not None else None
             message = "Following the build again after a restart of the service.\n"
+            follow = self.builder.follow
             if build is None:
                 # The commit page and pinned spec are not in the pod; the rest is.
                 build = Build(request, ready_fields(request), max_log_bytes=self.max_log_bytes)
                 message = "Build starting...\n"
+            elif build.log.last_id:
+                # The builder reads the build's output again from its start: what the
+                # record holds already is not logged twice.
+                as_logged = functools.partial(_as_logged, scrub=_scrubber(request))
+                replay = LogReplay(build.log.after(0), as_logged)
+                follow = functools.partial(self.builder.follow, replay=replay)
             self._register(build)
-            self._start(build, self.builder.follow, message)
+            self._start(build, follow, message)
             self.log.info("Adopted running build %s of %s", request.name, request.image_name)
 
     async def stop(self, reason: str = "r2dservice is shutting down") -> None:

@@ -137,3 +137,37 @@ def test_the_local_builder_pushes_with_the_registry_checkers_config(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["LocalBuilder", str(docker_config)]
+
+
+@pytest.mark.parametrize(
+    "builder, expected",
+    [("local", "LocalBuilder False"), ("kubernetes", "KubernetesBuilder True")],
+)
+def test_kubernetes_asyncio_is_loaded_only_by_the_kubernetes_builder(tmp_path, builder, expected):
+    """kubernetes_asyncio costs ~80 MB of memory: a service with another builder never
+    imports it (r2dservice.builders.kubernetes and the modules behind it are imported
+    only when that builder is configured, or to document it)."""
+    config = tmp_path / "r2dservice_config.py"
+    config.write_text(
+        "c.R2DService.auth_enabled = False\n"
+        f"c.R2DService.builder_class = {builder!r}\n"
+        'c.KubernetesBuilder.namespace = "builds"\n'
+        'c.KubernetesBuilder.k8s_api_url = "http://127.0.0.1:9"\n'
+    )
+    script = (
+        "import sys\n"
+        "from r2dservice.app import R2DService\n"
+        "app = R2DService()\n"
+        "app.initialize(['-f', sys.argv[1]])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes_asyncio')\n"
+        "print(type(app.builder).__name__, bool(loaded))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected

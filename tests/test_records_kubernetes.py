@@ -68,6 +68,10 @@ async def test_an_adopted_build_keeps_its_id_and_log(kube, tmp_path):  # noqa: F
         messages = [e.message for _, e in rest]
         assert "during restart\n" in messages and "after restart\n" in messages
         assert rest[-1][1].phase == "ready"
+        # Re-reading the pod's log from its start repeats nothing already recorded.
+        whole = [e.message for _, e in adopted.log.after(0)]
+        for line in ("before restart\n", "during restart\n", "after restart\n"):
+            assert whole.count(line) == 1, (line, whole)
         await store.flush()
         record = await store.get(build.id)
         assert record.state == "ready" and record.last_event_id == adopted.last_event_id

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from traitlets.config import LoggingConfigurable
 
 from .. import naming
 from ..events import Event
 from ..spec import redact, split_credentials
+
+if TYPE_CHECKING:
+    from .replay import LogReplay
 
 Emit = Callable[[Event], None]
 
@@ -101,6 +105,11 @@ class Builder(LoggingConfigurable):
     async def build(self, request: BuildRequest, emit: Emit) -> None:
         raise NotImplementedError
 
-    async def follow(self, request: BuildRequest, emit: Emit) -> None:
-        """Follow a build adopted from start(); same contract as build()."""
+    async def follow(
+        self, request: BuildRequest, emit: Emit, replay: LogReplay | None = None
+    ) -> None:
+        """Follow a build adopted from start(); same contract as build(). `replay`
+        (when the build's record holds events already): a builder that reads the
+        build's output again from its start emits only the events for which
+        `replay.seen(event)` is False, so that nothing recorded is logged twice."""
         raise NotImplementedError

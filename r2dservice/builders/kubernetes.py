@@ -1,52 +1,61 @@
 """KubernetesBuilder: every build is a pod running repo2docker.
 
-One shared watch (podwatch.PodWatch) tells every build how its pod is doing (and
-podevents why one is late to start); one log
-follower (podlogs.LogFollower) per running build turns the container's log into events.
-The pod is named after the image, so creating it twice (another replica, a restarted
-service) finds it (409) and joins it. A build ends when its container has exited:
-success only on exit code 0; everything else fails with a reason a person can read.
+This module is the builder's configuration (its traits, as data for the pure pod
+builders in objects.py) and its public surface (start, stop, build, follow, reap); the
+work is done by one module per job:
+
+- kubeclient.py: reaching the API (client, config loading, errors);
+- podwatch.py: one shared watch, which tells every build how its pod is doing;
+- adoption.py: the build pods found running at start, which the service follows again;
+- podcreate.py: creating a build's pod, or joining the one already there (409);
+- podfollow.py: following a pod until its container ends, then deciding how the build
+  ended (podoutcome.py: what its state means; podevents.py: why it is late to start);
+- podrelay.py: its log (podlogs.py, one follower per build) and state as events;
+- replay.py: an adopted build's log, read again, without what its record holds;
+- poddelete.py, reaper.py: deleting pods, at once, after a linger, or when forgotten;
+- buildsecrets.py: the per-build credentials Secret.
+
+kubernetes_asyncio is imported only when a client is made (see kubeclient.py): the
+service's other builders never load it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import time
-from typing import Any
 
-import aiohttp
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from ..events import Event
+from .adoption import adoptable
 from .base import BuildFailed, BuildRequest, Emit, make_build_request
+from .buildsecrets import BuildSecrets
+from .kubeclient import SERVICE_ACCOUNT_NAMESPACE, current_namespace, make_api_client
 from .objects import (
-    ANNOTATION_PREFIX,
     BuildPodConfig,
     credentials_secret_name,
-    is_finished,
-    is_running,
     label_selector,
     make_build_pod,
     make_credentials_secret,
-    owner_reference,
     parse_time,
-    pod_phase,
-    request_from_pod,
     sticky_node,
-    stuck_reason,
-    terminated_state,
-    termination_message,
     to_dict,
-    waiting_message,
 )
-from .podevents import read_pod_events, warning_reason
-from .podlogs import LogFollower
-from .podwatch import VANISHED, PodWatch, backoff_delays
-from .repo2docker import Repo2DockerBuilder, Repo2DockerOutput
+from .podcreate import PodCreator
+from .poddelete import PodDeleter
+from .podfollow import FollowLimits, PodFollower
+from .podoutcome import duration
+from .podwatch import PodWatch
+from .reaper import TOO_OLD, pods_to_reap, reap_every
+from .replay import LogReplay
+from .repo2docker import Repo2DockerBuilder
 
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+__all__ = [
+    "DEFAULT_BUILD_IMAGE",
+    "SERVICE_ACCOUNT_NAMESPACE",
+    "KubernetesBuilder",
+    "build_pod_config",
+]
 
 # The repo2docker release this service is tested with (its image on quay.io).
 DEFAULT_BUILD_IMAGE = "quay.io/jupyterhub/repo2docker:2026.04.0"
@@ -60,15 +69,6 @@ def build_pod_config(**overrides) -> BuildPodConfig:
         raise TypeError(f"not build pod settings: {sorted(unknown)}")
     overrides.setdefault("namespace", "default")
     return KubernetesBuilder(**overrides).pod_config()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds % 3600 == 0 and seconds >= 3600:
-        return f"{seconds // 3600} hour" + ("s" if seconds != 3600 else "")
-    if seconds % 60 == 0 and seconds >= 60:
-        return f"{seconds // 60} minute" + ("s" if seconds != 60 else "")
-    return f"{seconds} second" + ("s" if seconds != 1 else "")
 
 
 class KubernetesBuilder(Repo2DockerBuilder):
@@ -85,11 +85,7 @@ class KubernetesBuilder(Repo2DockerBuilder):
 
     @default("namespace")
     def _default_namespace(self):
-        try:
-            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
-                return f.read().strip()
-        except OSError:
-            return os.environ.get("POD_NAMESPACE", "default")
+        return current_namespace()
 
     k8s_api_url = Unicode(
         "",
@@ -222,7 +218,8 @@ class KubernetesBuilder(Repo2DockerBuilder):
 
     reap_interval = Integer(60, help="Seconds between reaper passes.").tag(config=True)
 
-    # Tuning knobs, not configuration: tests shorten them.
+    # Tuning knobs, not configuration: tests shorten them (a build reads them when it
+    # starts; see limits()).
     watch_timeout_seconds = 120
     log_drain_timeout = 30.0  # wait this long for the last log lines after the container ends
     log_eof_grace = 2.0
@@ -242,11 +239,14 @@ class KubernetesBuilder(Repo2DockerBuilder):
         self._api_client = None
         self._core = None
         self._watch: PodWatch | None = None
+        self._deleter: PodDeleter | None = None
+        self._secrets: BuildSecrets | None = None
+        self._creator: PodCreator | None = None
+        self._follower: PodFollower | None = None
         self._reaper: asyncio.Task | None = None
         self._stopping = False
         self._following: dict[str, int] = {}  # pod name -> builds here following it
         self._nodes: dict[str, float] = {}  # node name -> last seen (sticky builds)
-        self._deletions: dict[str, asyncio.Task] = {}  # pod name -> lingering deletion
 
     # --- configuration as data ---
 
@@ -254,6 +254,20 @@ class KubernetesBuilder(Repo2DockerBuilder):
         """The traits that shape build pods (tagged pod=True), as data for objects.py."""
         return BuildPodConfig(
             {name: getattr(self, name) for name in sorted(self.trait_names(pod=True))}
+        )
+
+    def limits(self) -> FollowLimits:
+        """The settings a build follows its pod by, as data (read when it starts)."""
+        return FollowLimits(
+            build_timeout=self.build_timeout,
+            pending_grace=self.pending_grace,
+            poll_interval=self.poll_interval,
+            events_interval=self.events_interval,
+            log_drain_timeout=self.log_drain_timeout,
+            log_eof_grace=self.log_eof_grace,
+            finished_pod_linger=self.finished_pod_linger,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
         )
 
     def fingerprint_parts(self) -> list:
@@ -268,24 +282,6 @@ class KubernetesBuilder(Repo2DockerBuilder):
                 [n for n, t in self._nodes.items() if t > cutoff], request.repo_url
             )
         return make_build_pod(request, self.pod_config(), sticky_node=sticky)
-
-    # --- lifecycle ---
-
-    async def _make_api_client(self):
-        from kubernetes_asyncio import client, config
-
-        conf = client.Configuration()
-        if self.k8s_api_url:
-            conf.host = self.k8s_api_url
-        else:
-            try:
-                config.load_incluster_config(client_configuration=conf)
-            except config.ConfigException:
-                await config.load_kube_config(client_configuration=conf)
-        # One watch plus a log stream per running build, all long-lived: an aiohttp
-        # connection limit would queue the next build's requests behind them.
-        conf.connection_pool_maxsize = 0
-        return client.ApiClient(conf)
 
     def check_config(self) -> None:
         """Make a pod for a sample request, so that a configuration error (a typo in a
@@ -304,12 +300,14 @@ class KubernetesBuilder(Repo2DockerBuilder):
         except ValueError as e:
             raise ValueError(f"c.KubernetesBuilder configuration: {e}") from None
 
+    # --- lifecycle ---
+
     async def start(self) -> list[BuildRequest]:
         from kubernetes_asyncio import client
 
         self.check_config()
         self._stopping = False
-        self._api_client = await self._make_api_client()
+        self._api_client = await make_api_client(self.k8s_api_url)
         self._core = client.CoreV1Api(self._api_client)
         self._watch = PodWatch(
             self._core,
@@ -326,16 +324,26 @@ class KubernetesBuilder(Repo2DockerBuilder):
             await self._api_client.close()
             self._api_client = None
             raise
+        self._deleter = PodDeleter(self._core, self.namespace, self.log)
+        self._secrets = BuildSecrets(self._core, self.namespace, self.log)
+        self._creator = PodCreator(
+            self._core,
+            self.namespace,
+            self._watch,
+            self._secrets,
+            self._deleter,
+            self._following,
+            self.log,
+        )
+        self._follower = PodFollower(
+            self._core, self._api_client, self.namespace, self._watch, self._deleter
+        )
         for pod in self._watch.pods.values():
             self._remember_node("ADDED", pod)
-        self._reaper = asyncio.create_task(self._reap_loop(), name="r2dservice-reaper")
-        adopted = []
-        for pod in self._watch.pods.values():
-            if is_finished(pod) or pod["metadata"].get("deletionTimestamp"):
-                continue
-            request = request_from_pod(pod)
-            if request is not None:
-                adopted.append(request)
+        self._reaper = asyncio.create_task(
+            reap_every(lambda: self.reap_interval, self.reap, self.log), name="r2dservice-reaper"
+        )
+        adopted = adoptable(self._watch.pods.values())
         self.log.info(
             "Kubernetes builder watching %s in namespace %s: %d build pods, %d running",
             self._watch.label_selector,
@@ -356,10 +364,8 @@ class KubernetesBuilder(Repo2DockerBuilder):
                 pass
             self._reaper = None
         # Finished pods waiting out their linger are deleted now.
-        pending = list(self._deletions.values())
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if self._deleter:
+            await self._deleter.stop()
         if self._watch:
             await self._watch.stop()
         if self._api_client:
@@ -379,8 +385,16 @@ class KubernetesBuilder(Repo2DockerBuilder):
         q = self._watch.subscribe(request.name)
         self._following[request.name] = self._following.get(request.name, 0) + 1
         try:
-            uid, created = await self._create_pod(request, emit, q)
-            await self._follow_pod(request, emit, q, uid, created)
+            uid, created = await self._creator.create(
+                request,
+                to_dict(self.make_pod(request)),
+                self.pod_config(),
+                emit,
+                q,
+                attempts=self.create_attempts,
+                backoff_base=self.backoff_base,
+            )
+            await self._follower.follow(request, emit, q, uid, created, self.limits())
         except asyncio.CancelledError:
             await self._on_cancel(request)
             raise
@@ -389,9 +403,13 @@ class KubernetesBuilder(Repo2DockerBuilder):
             if request.credentials and not self._stopping:
                 # The container read it when it started; a pod left for the next
                 # start() keeps it (and Kubernetes deletes it with the pod).
-                await asyncio.shield(self._delete_secret(credentials_secret_name(request)))
+                await asyncio.shield(self._secrets.delete(credentials_secret_name(request)))
 
-    async def follow(self, request: BuildRequest, emit: Emit) -> None:
+    async def follow(
+        self, request: BuildRequest, emit: Emit, replay: LogReplay | None = None
+    ) -> None:
+        """Follow a pod adopted at start. Its log is read again from the start: `replay`
+        (the events the build's record holds) keeps those lines from being emitted twice."""
         self._check_started()
         q = self._watch.subscribe(request.name)
         self._following[request.name] = self._following.get(request.name, 0) + 1
@@ -401,7 +419,9 @@ class KubernetesBuilder(Repo2DockerBuilder):
                 raise BuildFailed(f"The build pod {request.name} no longer exists.\n")
             emit(Event("fetching", f"Following the build running in pod {request.name}\n"))
             created = parse_time(pod["metadata"].get("creationTimestamp")) or time.time()
-            await self._follow_pod(request, emit, q, pod["metadata"].get("uid"), created)
+            await self._follower.follow(
+                request, emit, q, pod["metadata"].get("uid"), created, self.limits(), replay
+            )
         except asyncio.CancelledError:
             await self._on_cancel(request)
             raise
@@ -427,507 +447,33 @@ class KubernetesBuilder(Repo2DockerBuilder):
             return
         self.log.info("Build %s cancelled; deleting its pod", request.name)
         try:
-            await asyncio.shield(self._delete_pod(request.name))
+            await asyncio.shield(self._deleter.delete(request.name, self.backoff_base))
         except asyncio.CancelledError:
             pass
 
-    async def _create_pod(
-        self, request: BuildRequest, emit: Emit, q: asyncio.Queue
-    ) -> tuple[str | None, float]:
-        """Create the pod, or join the one of the same name. Returns (uid or None, created)."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        body = to_dict(self.make_pod(request))
-        delays = backoff_delays(self.backoff_base)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if request.credentials:
-                    # Before the pod, so that its container finds it when it starts.
-                    await self._put_secret(request)
-                pod = await self._core.create_namespaced_pod(
-                    self.namespace, body, _request_timeout=aiohttp.ClientTimeout(total=30)
-                )
-            except ApiException as e:
-                if e.status == 409:
-                    existing = self._watch.pods.get(request.name)
-                    if existing and existing["metadata"].get("deletionTimestamp"):
-                        # A previous build of this image is still being torn down.
-                        await self._wait_deleted(request.name, q)
-                        continue
-                    if existing and _failed(existing) and self._following.get(request.name) == 1:
-                        # A failure left behind by an earlier run (the service stopped
-                        # before deleting it): a new request deserves a new attempt.
-                        self.log.info("Replacing failed build pod %s", request.name)
-                        await self._delete_pod(request.name)
-                        await self._wait_deleted(request.name, q)
-                        continue
-                    uid = existing["metadata"].get("uid") if existing else None
-                    if request.credentials and uid:
-                        await self._own_secret(request, uid)
-                    emit(
-                        Event(
-                            "fetching", f"Joining the build already running in pod {request.name}\n"
-                        )
-                    )
-                    created = (
-                        parse_time(existing["metadata"].get("creationTimestamp"))
-                        if existing
-                        else None
-                    )
-                    return uid, created or time.time()
-                if _retryable(e.status) and attempt < self.create_attempts:
-                    self.log.warning("Creating pod %s: HTTP %s; retrying", request.name, e.status)
-                    await asyncio.sleep(next(delays))
-                    continue
-                raise BuildFailed(f"Could not create the build pod: {_api_message(e)}\n") from None
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                if attempt < self.create_attempts:
-                    self.log.warning("Creating pod %s: %s; retrying", request.name, e)
-                    await asyncio.sleep(next(delays))
-                    continue
-                raise BuildFailed(
-                    f"Could not reach the Kubernetes API to create the build pod: {e}\n"
-                ) from None
-            if request.credentials:
-                await self._own_secret(request, pod.metadata.uid)
-            self.log.info("Created build pod %s for %s", request.name, request.image_name)
-            emit(Event("fetching", f"Build pod {request.name} created, waiting for it to start\n"))
-            return pod.metadata.uid, time.time()
-
-    # --- the per-build credentials Secret ---
-
-    async def _put_secret(self, request: BuildRequest) -> None:
-        """Create the build's credentials Secret, or (left by an earlier attempt, another
-        replica or a previous pod of this name) give it these credentials and no owner,
-        so that the old pod's deletion does not take it along. ApiException and client
-        errors go to the caller (its retries)."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        body = to_dict(make_credentials_secret(request, self.pod_config()))
-        timeout = aiohttp.ClientTimeout(total=30)
-        try:
-            await self._core.create_namespaced_secret(
-                self.namespace, body, _request_timeout=timeout
-            )
-        except ApiException as e:
-            if e.status != 409:
-                raise
-            await self._core.patch_namespaced_secret(
-                body["metadata"]["name"],
-                self.namespace,
-                {"metadata": {"ownerReferences": None}, "data": body["data"]},
-                _content_type="application/merge-patch+json",
-                _request_timeout=timeout,
-            )
-
-    async def _own_secret(self, request: BuildRequest, uid: str) -> None:
-        """Make the pod the owner of the build's Secret: Kubernetes' garbage collector
-        deletes it with the pod, whatever becomes of this service."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        name = credentials_secret_name(request)
-        patch = {"metadata": {"ownerReferences": [to_dict(owner_reference(request.name, uid))]}}
-        delays = backoff_delays(self.backoff_base)
-        for _attempt in range(3):
-            try:
-                await self._core.patch_namespaced_secret(
-                    name,
-                    self.namespace,
-                    patch,
-                    _content_type="application/merge-patch+json",
-                    _request_timeout=aiohttp.ClientTimeout(total=30),
-                )
-                return
-            except ApiException as e:
-                if e.status == 404:
-                    return  # gone already (the pod started and another replica ended)
-                if not _retryable(e.status):
-                    self.log.warning("Secret %s: %s", name, _api_message(e))
-                    return
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                self.log.warning("Secret %s: %s", name, e)
-            await asyncio.sleep(next(delays))
-        # The reaper deletes it if this never works.
-
-    async def _delete_secret(self, name: str) -> None:
-        """Delete a build's Secret; gone already is fine; the reaper retries what fails."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        if self._core is None:
-            return
-        try:
-            await self._core.delete_namespaced_secret(
-                name, self.namespace, _request_timeout=aiohttp.ClientTimeout(total=30)
-            )
-            self.log.info("Deleted build secret %s", name)
-        except ApiException as e:
-            if e.status != 404:
-                self.log.warning("Deleting secret %s: %s", name, _api_message(e))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-            self.log.warning("Deleting secret %s: %s", name, e)
-
-    async def _wait_deleted(self, name: str, q: asyncio.Queue, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while name in self._watch.pods:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BuildFailed(f"The previous build pod {name} is taking too long to go away.\n")
-            try:
-                await asyncio.wait_for(q.get(), min(left, 5))
-            except asyncio.TimeoutError:
-                pass
-
-    async def _follow_pod(
-        self, request: BuildRequest, emit: Emit, q: asyncio.Queue, uid: str | None, created: float
-    ) -> None:
-        """Follow the pod through the shared watch until its container ends; then decide."""
-        run = _Run(request, emit)
-        deadline = created + self.build_timeout if self.build_timeout else None
-        # Past this (wall clock, like `created`), a pod that has not started is asked
-        # why in its Events: FailedMount and FailedScheduling show nowhere else.
-        late = created + self.pending_grace
-        events_read = 0.0  # monotonic time of the last read
-        following_since = time.monotonic()
-        pod = self._watch.pods.get(request.name)
-        if pod is not None and uid not in (None, pod["metadata"].get("uid")):
-            pod = None  # an older pod of the same name, on its way out
-        deleted = False
-        try:
-            while True:
-                if pod is not None:
-                    uid = uid or pod["metadata"].get("uid")
-                    if is_running(pod) and run.logs is None:
-                        self._start_logs(run)
-                    if is_finished(pod) or deleted:
-                        break
-                    self._report_state(run, pod)
-                now = time.time()
-                if deadline is not None and now >= deadline:
-                    await self._delete_pod(request.name)
-                    raise BuildFailed(
-                        f"The build took longer than {_duration(self.build_timeout)}, "
-                        "the limit for one build.\n"
-                    )
-                if (
-                    run.stuck_since is not None
-                    and time.monotonic() - run.stuck_since > self.pending_grace
-                ):
-                    await self._delete_pod(request.name)
-                    raise BuildFailed(
-                        f"The build pod could not start within {_duration(self.pending_grace)}: "
-                        f"{run.stuck}\n"
-                    )
-                # Not started and no waiting reason that says why (those have their
-                # own clock above): only the Events can tell.
-                waiting = (
-                    pod is not None
-                    and run.stuck_since is None
-                    and not is_running(pod)
-                    and not is_finished(pod)
-                )
-                if (
-                    waiting
-                    and now >= late
-                    and time.monotonic() - events_read >= self.events_interval
-                ):
-                    events_read = time.monotonic()
-                    reason = warning_reason(
-                        await read_pod_events(self._core, self.namespace, request.name, uid)
-                    )
-                    if reason:
-                        await self._delete_pod(request.name)
-                        raise BuildFailed(
-                            "The build pod could not start within "
-                            f"{_duration(self.pending_grace)}: {reason}\n"
-                        )
-                wait = (
-                    self.poll_interval
-                    if deadline is None
-                    else max(0.0, min(self.poll_interval, deadline - now))
-                )
-                if waiting:
-                    next_read = max(
-                        late - now, events_read + self.events_interval - time.monotonic()
-                    )
-                    wait = min(wait, max(0.0, next_read) + 0.01)
-                if run.stuck_since is not None:
-                    wait = min(
-                        wait,
-                        max(0.0, run.stuck_since + self.pending_grace - time.monotonic()) + 0.01,
-                    )
-                try:
-                    type_, event_pod = await asyncio.wait_for(q.get(), wait)
-                except asyncio.TimeoutError:
-                    if (
-                        request.name not in self._watch.pods
-                        and self._watch.listed_at > following_since
-                    ):
-                        # Created and deleted while the watch was re-listing: no event
-                        # will ever come, but a list newer than the pod lacks it.
-                        deleted = True
-                        if pod is None:
-                            raise BuildFailed(
-                                f"The build pod {request.name} was deleted before it started.\n"
-                            ) from None
-                        break
-                    continue
-                if uid is not None and event_pod["metadata"].get("uid") != uid:
-                    continue  # another pod that had (or will have) this name
-                pod = event_pod
-                if type_ in ("DELETED", VANISHED):
-                    deleted = True
-            await self._finish(run, pod, deleted)
-        finally:
-            await run.stop_logs()
-
-    def _start_logs(self, run: _Run) -> None:
-        follower = LogFollower(
-            self._api_client,
-            self.namespace,
-            run.request.name,
-            run.on_line,
-            run.finished,
-            eof_grace=self.log_eof_grace,
-            backoff_base=self.backoff_base / 2,
-            backoff_cap=min(10.0, self.backoff_cap),
-        )
-        run.logs = asyncio.create_task(follower.run(), name=f"logs-{run.request.name}")
-
-    def _report_state(self, run: _Run, pod: dict) -> None:
-        reason = stuck_reason(pod)
-        if reason:
-            if run.stuck_since is None:
-                run.stuck_since = time.monotonic()
-            run.stuck = reason
-        else:
-            run.stuck_since = None
-            run.stuck = ""
-        if reason:
-            message = (
-                f"Build pod cannot start: {reason} "
-                f"(the build fails if this lasts {_duration(self.pending_grace)})"
-            )
-        elif is_running(pod):
-            message = "Build pod started"
-        else:
-            state = waiting_message(pod)
-            message = f"Build pod: {state}" if state else ""
-        if message and message != run.last_state:
-            run.last_state = message
-            run.emit_state(message)
-
-    async def _finish(self, run: _Run, pod: dict, deleted: bool) -> None:
-        term = terminated_state(pod)
-        if is_running(pod) and run.logs is None:
-            # It went from Pending to ended between two events: read the whole log now.
-            self._start_logs(run)
-        await run.drain_logs(self.log_drain_timeout)
-        succeeded = term is not None and term.get("exitCode") == 0 and pod_phase(pod) != "Failed"
-        # We delete only after deciding, so a deletion seen before is someone else's.
-        deleted = deleted or bool(pod["metadata"].get("deletionTimestamp"))
-        if not deleted:
-            self._delete_later(run.request.name)
-        if succeeded:
-            return
-        if deleted:
-            raise BuildFailed(
-                f"The build pod {run.request.name} was deleted before the build finished "
-                "(by someone else, or its node went away).\n"
-            )
-        if (pod.get("status") or {}).get("reason") == "DeadlineExceeded":
-            raise BuildFailed(
-                f"The build took longer than {_duration(self.build_timeout)}, the limit for one build.\n"
-            )
-        if (term or {}).get("reason") == "OOMKilled":
-            raise BuildFailed(
-                "The build pod ran out of memory (OOMKilled); c.KubernetesBuilder.resources "
-                "sets its limit.\n"
-            )
-        if run.last_error:
-            raise BuildFailed(run.failure_message())
-        detail = f"; last log line: {run.last_line.strip()}" if run.last_line.strip() else ""
-        raise BuildFailed(f"The build failed: {termination_message(pod)}{detail}\n")
-
-    def _delete_later(self, name: str) -> None:
-        async def linger_then_delete():
-            try:
-                await asyncio.sleep(self.finished_pod_linger)
-            finally:
-                # also when stop() cuts the linger short
-                await self._delete_pod(name)
-                self._deletions.pop(name, None)
-
-        if name not in self._deletions:
-            self._deletions[name] = asyncio.create_task(linger_then_delete())
-
-    async def _delete_pod(self, name: str) -> None:
-        """Delete a build pod; gone already is fine; the reaper retries what fails here."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        if self._core is None:
-            return
-        delays = backoff_delays(self.backoff_base)
-        for _attempt in range(3):
-            try:
-                await self._core.delete_namespaced_pod(
-                    name,
-                    self.namespace,
-                    propagation_policy="Background",
-                    _request_timeout=aiohttp.ClientTimeout(total=30),
-                )
-                self.log.info("Deleted build pod %s", name)
-                return
-            except ApiException as e:
-                if e.status == 404:
-                    return
-                if not _retryable(e.status):
-                    self.log.warning("Deleting pod %s: %s", name, _api_message(e))
-                    return
-                err: Any = e.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                err = e
-            self.log.warning("Deleting pod %s failed (%s); retrying", name, err)
-            await asyncio.sleep(next(delays))
-
     # --- the reaper ---
-
-    async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.reap_interval)
-            try:
-                await self.reap()
-            except Exception:
-                self.log.exception("Reaping build pods failed")
 
     async def reap(self) -> list[str]:
         """Delete build pods older than max_age, and finished pods nobody follows
         (the service stopped before it could clean them up). From the watch's cache:
-        no extra API reads."""
+        no extra API reads. Then build Secrets whose pod is gone."""
         now = time.time()
-        doomed = []
-        for name, pod in list(self._watch.pods.items()):
-            meta = pod["metadata"]
-            if meta.get("deletionTimestamp"):
-                continue
-            created = parse_time(meta.get("creationTimestamp")) or now
-            if self.max_age and now - created > self.max_age:
+        doomed = pods_to_reap(
+            dict(self._watch.pods), self._following, now, self.max_age, self.orphan_grace
+        )
+        for name, why in doomed:
+            if why == TOO_OLD:
                 self.log.warning(
-                    "Reaping build pod %s: older than %s", name, _duration(self.max_age)
+                    "Reaping build pod %s: older than %s", name, duration(self.max_age)
                 )
-                doomed.append(name)
-                continue
-            if is_finished(pod) and name not in self._following:
-                ended = parse_time((terminated_state(pod) or {}).get("finishedAt")) or created
-                if now - ended > self.orphan_grace:
-                    self.log.info("Reaping finished build pod %s that nobody follows", name)
-                    doomed.append(name)
-        for name in doomed:
-            await self._delete_pod(name)
-        await self._reap_secrets(now)
-        return doomed
-
-    async def _reap_secrets(self, now: float) -> list[str]:
-        """Delete build Secrets whose pod is gone: left when the service stopped between
-        creating one and handing it to its pod (an owned one goes with its pod)."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        try:
-            secrets = await self._core.list_namespaced_secret(
-                self.namespace,
-                label_selector=self._watch.label_selector,
-                _request_timeout=aiohttp.ClientTimeout(total=30),
-            )
-        except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as e:
-            self.log.warning("Listing build secrets: %s", getattr(e, "reason", e))
-            return []
-        doomed = []
-        for secret in secrets.items:
-            meta = secret.metadata
-            build = (meta.annotations or {}).get(ANNOTATION_PREFIX + "build", "")
-            created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else now
-            if build in self._watch.pods or build in self._following or meta.deletion_timestamp:
-                continue
-            if now - created > self.orphan_grace:
-                self.log.info("Reaping build secret %s whose pod is gone", meta.name)
-                doomed.append(meta.name)
-        for name in doomed:
-            await self._delete_secret(name)
-        return doomed
-
-
-class _Run:
-    """What one build remembers while it follows its pod."""
-
-    def __init__(self, request: BuildRequest, emit: Emit):
-        self.request = request
-        self.emit = emit
-        self.output = Repo2DockerOutput()
-        self.last_state = ""
-        self.stuck = ""
-        self.stuck_since: float | None = None
-        self.finished = asyncio.Event()
-        self.logs: asyncio.Task | None = None
-
-    @property
-    def phase(self) -> str:
-        return self.output.phase
-
-    @property
-    def last_error(self) -> str:
-        return self.output.last_error
-
-    @property
-    def last_line(self) -> str:
-        return self.output.last_line
-
-    def emit_state(self, message: str) -> None:
-        self.emit(Event(self.phase, message + "\n"))
-
-    def on_line(self, line: str) -> None:
-        event = self.output.line(line)
-        if event is not None:
-            self.emit(event)
-
-    def failure_message(self) -> str:
-        return self.output.failure_message()
-
-    async def drain_logs(self, timeout: float) -> None:
-        self.finished.set()
-        if self.logs is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self.logs), timeout)
-        except asyncio.TimeoutError:
-            pass
-        except Exception:
-            logging.getLogger(__name__).exception("Log follower of %s failed", self.request.name)
-
-    async def stop_logs(self) -> None:
-        if self.logs is not None and not self.logs.done():
-            self.logs.cancel()
-            try:
-                await self.logs
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-
-
-def _failed(pod: dict) -> bool:
-    """Finished, and not with exit code 0."""
-    term = terminated_state(pod) or {}
-    return is_finished(pod) and (pod_phase(pod) == "Failed" or term.get("exitCode") != 0)
-
-
-def _retryable(status: int | None) -> bool:
-    return status in (429, 500, 502, 503, 504)
-
-
-def _api_message(e) -> str:
-    """The human part of an ApiException (the Status message), else its reason."""
-    import json
-
-    try:
-        return json.loads(e.body).get("message") or e.reason
-    except (TypeError, ValueError, AttributeError):
-        return f"HTTP {e.status} {e.reason}"
+            else:
+                self.log.info("Reaping finished build pod %s that nobody follows", name)
+        for name, _why in doomed:
+            await self._deleter.delete(name, self.backoff_base)
+        await self._secrets.reap(
+            self._watch.label_selector,
+            lambda build: build in self._watch.pods or build in self._following,
+            now,
+            self.orphan_grace,
+        )
+        return [name for name, _why in doomed]
