@@ -786,6 +786,8 @@ class BuildManager(LoggingConfigurable):
             build.cancel_reason = f"Build cancelled: {reason}."
             self._finish(build, "cancelled", self._cancelled_event(build))
         await self.builder.stop()
+        # Once each: a build's task cleans up when cancelled (kills repo2docker, records
+        # the end), and a second cancel would cut that short.
         tasks = [b.task for b in self._running if b.task is not None]
         for t in tasks:
             t.cancel()

@@ -21,6 +21,7 @@ from .builds import STOPPED_DURING, Build, BuildManager, ready_fields
 from .eventlog import EventLog
 from .events import Event, failed
 from .store import BuildRecord, BuildStore
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("r2dservice")
 
@@ -273,12 +274,7 @@ class Records(MemoryHistory):
         log.info("Build %s of %s recorded failed: %s", record.id, record.image_name, message)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         for build in self.manager.builds():
             self._write_events(build)
             if not build.done:

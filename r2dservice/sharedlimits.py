@@ -25,6 +25,7 @@ from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from .store import MAX_PAGE, UNFINISHED_STATES, BuildRecord, StoreUnavailable
+from .tasks import cancel_and_wait
 
 # A finished build of this process is still ours for this long: the snapshot may have
 # been read before its finish was written, and must not count it as another replica's.
@@ -179,11 +180,4 @@ class SharedLimits(LoggingConfigurable):
         self._task = asyncio.create_task(self._refresher(), name="shared-limits")
 
     async def stop(self) -> None:
-        for task in [self._task, *self._inflight.values()]:
-            if task is not None:
-                task.cancel()
-        if self._task is not None:
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task, *self._inflight.values())

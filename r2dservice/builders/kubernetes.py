@@ -27,6 +27,7 @@ import time
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from ..events import Event
+from ..tasks import cancel_and_wait
 from .adoption import adoptable
 from .base import BuildFailed, BuildRequest, Emit, make_build_request
 from .buildsecrets import BuildSecrets
@@ -356,13 +357,8 @@ class KubernetesBuilder(Repo2DockerBuilder):
     async def stop(self) -> None:
         # From now on a cancelled build leaves its pod running for the next start().
         self._stopping = True
-        if self._reaper:
-            self._reaper.cancel()
-            try:
-                await self._reaper
-            except asyncio.CancelledError:
-                pass
-            self._reaper = None
+        await cancel_and_wait(self._reaper)
+        self._reaper = None
         # Finished pods waiting out their linger are deleted now.
         if self._deleter:
             await self._deleter.stop()

@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from ..tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 # Added/modified pods arrive as (type, pod); a re-list that no longer finds a pod
@@ -143,13 +145,8 @@ class PodWatch:
         self._task = asyncio.create_task(self._run(), name="r2dservice-podwatch")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._close_stream()
 
     # --- the loop ---
