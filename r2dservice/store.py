@@ -341,6 +341,23 @@ class BuildStore(LoggingConfigurable):
     async def _in_thread(self, pool: ThreadPoolExecutor, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
+    async def _in_thread_within(
+        self, timeout: float, pool: ThreadPoolExecutor, fn: Callable, *args
+    ):
+        """_in_thread, asyncio.TimeoutError past `timeout`. Not asyncio.wait_for: on Python
+        < 3.12 it returns the result of a read that ends as its caller is cancelled, and the
+        cancellation is lost (a task stopped at shutdown would go on)."""
+        future = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        if not done:
+            future.cancel()
+            raise asyncio.TimeoutError()
+        return future.result()
+
     async def _read(self, fn: Callable, *args):
         """Run a read in the read thread; database trouble is StoreUnavailable (and unhealthy)."""
         if self.engine is None:
@@ -349,8 +366,8 @@ class BuildStore(LoggingConfigurable):
             # fail fast while the probe waits for the database to come back
             raise StoreUnavailable(f"build records are unavailable: {self._read_error}")
         try:
-            return await asyncio.wait_for(
-                self._in_thread(self._read_pool, self._run_read, fn, *args), 2 * self.timeout
+            return await self._in_thread_within(
+                2 * self.timeout, self._read_pool, self._run_read, fn, *args
             )
         except (asyncio.TimeoutError, sa_exc.SQLAlchemyError, OSError, sqlite3.Error) as e:
             self._reads_fail(e)
@@ -376,8 +393,8 @@ class BuildStore(LoggingConfigurable):
         while True:
             await asyncio.sleep(delay)
             try:
-                await asyncio.wait_for(
-                    self._in_thread(self._read_pool, self._run_read, probe_query), 2 * self.timeout
+                await self._in_thread_within(
+                    2 * self.timeout, self._read_pool, self._run_read, probe_query
                 )
             except Exception as e:
                 self._read_error = describe(e)
