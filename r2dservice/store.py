@@ -197,7 +197,7 @@ class BuildStore(LoggingConfigurable):
         if self.engine is None:
             return
         try:
-            await self.flush(self.close_timeout)
+            await self.flush(self.close_timeout, wait_while_failing=True)
         except StoreUnavailable:
             self.log.error(
                 "Closing the build store with %d writes (%d log events) not written: %s",
@@ -252,23 +252,41 @@ class BuildStore(LoggingConfigurable):
         self._wake.set()
         self._shed()
 
-    async def flush(self, timeout: float | None = None) -> None:
+    async def flush(
+        self, timeout: float | None = None, *, wait_while_failing: bool = False
+    ) -> None:
         """Wait until everything queued so far is written (or dropped).
 
-        While the database fails this waits until it answers again: with a `timeout`,
-        StoreUnavailable when it is over (what is queued stays queued).
+        While writes fail (the reason known), StoreUnavailable at once: a caller answering a
+        request says so now rather than after `timeout`. With `wait_while_failing` (close()),
+        wait for the database to answer again instead. With a `timeout`, StoreUnavailable when
+        it is over (what is queued stays queued).
         """
         target = self._writes.seq
+        if not wait_while_failing:
+            self._fail_fast(target)
         self._urgent.set()
         try:
-            await asyncio.wait_for(self._wait_done(target), timeout)
+            await asyncio.wait_for(self._wait_done(target, wait_while_failing), timeout)
         except asyncio.TimeoutError:
             reason = self._write_error or "the database does not answer in time"
             raise StoreUnavailable(f"build records are unavailable: {reason}") from None
 
-    async def _wait_done(self, seq: int) -> None:
+    def _fail_fast(self, target: int) -> None:
+        if self._write_error is not None and self._writes.done_seq < target:
+            raise StoreUnavailable(f"build records are unavailable: {self._write_error}")
+
+    async def _wait_done(self, seq: int, wait_while_failing: bool) -> None:
+        # woken after each batch: a write that fails meanwhile ends a fail-fast wait too
         async with self._done:
-            await self._done.wait_for(lambda: self._writes.done_seq >= seq)
+            await self._done.wait_for(
+                lambda: (
+                    self._writes.done_seq >= seq
+                    or (not wait_while_failing and self._write_error is not None)
+                )
+            )
+        if not wait_while_failing:
+            self._fail_fast(seq)
 
     def _shed(self) -> None:
         """Past max_pending_events (the database failing for long), drop the oldest log batches."""

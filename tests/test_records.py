@@ -115,6 +115,13 @@ async def events_of(http, svc, build_id, headers, after=None):
     return await read_events(http, f"{svc.url}api/builds/{build_id}/events", headers=h, timeout=60)
 
 
+async def timed_call(http, svc, method, path, headers, **kw):
+    """call(), and the seconds its answer took."""
+    began = time.monotonic()
+    status, body = await call(http, svc, method, path, headers, **kw)
+    return status, body, time.monotonic() - began
+
+
 async def until(predicate, timeout=15, interval=0.1):
     deadline = time.monotonic() + timeout
     while True:
@@ -360,8 +367,8 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
     svc = Service(
         tmp_path,
         fakes,
-        f"c.R2DService.db_url = {'sqlite:///' + str(db)!r}\n"
-        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+        # the default c.BuildStore.timeout (5 s): a history call must not wait for it
+        f"c.R2DService.db_url = {'sqlite:///' + str(db)!r}\nc.BuildStore.retry_interval = 0.2\n",
     ).start()
     frozen = []
     try:
@@ -395,8 +402,11 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
 
         message = await until(paused, 15)
         assert message and "read-only" in message and "try again" in message, message
-        status, err = await call(http, svc, "GET", "api/builds", ALICE)
+        # The builds accepted before the first failed write wait to be written; a history
+        # call answers 503 at once with the known reason, not after the store's timeout.
+        status, err, took = await timed_call(http, svc, "GET", "api/builds", ALICE)
         assert status == 503 and "read-only" in err["message"], err
+        assert took < 1, f"503 after {took:.2f}s"
         status, health = await call(http, svc, "GET", "health", {})
         records = next(c for c in health["checks"] if c["service"] == "records")
         assert status == 200 and records["ok"] is False and "read-only" in records["message"]
@@ -436,20 +446,26 @@ async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_i
     svc = Service(
         tmp_path,
         fakes,
-        f"c.R2DService.db_url = {pg.create_database()!r}\n"
-        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+        # the default c.BuildStore.timeout (5 s): a history call must not wait for it
+        f"c.R2DService.db_url = {pg.create_database()!r}\nc.BuildStore.retry_interval = 0.2\n",
     ).start()
     try:
         _, b = await call(
             http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
         )
         assert (await events_of(http, svc, b["id"], ALICE)).last["phase"] == "ready"
+        # A running build: its record and log keep writes queued through the outage.
+        _, running = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
 
         async def listed(build_id):
             status, got = await call(http, svc, "GET", "api/builds", ALICE)
             return status == 200 and build_id in [x["id"] for x in got["builds"]]
 
         assert await until(lambda: listed(b["id"]), 15)
+        assert await until(lambda: listed(running["id"]), 15)
+        await asyncio.sleep(1)  # past finished_build_retention: b's log is read from the store
         pg.stop()
 
         # An image that exists is still answered, without the database.
@@ -466,10 +482,14 @@ async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_i
 
         message = await until(paused, 15)
         assert message and "does not answer" in message and "try again" in message, message
-        status, err = await call(http, svc, "GET", "api/builds", ALICE)
-        assert status == 503 and "try again" in err["message"], err
-        status, err = await call(http, svc, "GET", f"api/builds/{b['id']}/log", ALICE)
-        assert status == 503 and "try again" in err["message"], err
+        # The running build ends: its end waits to be written (once the database is back),
+        # and history calls answer 503 at once, not after the store's timeout.
+        status, _ = await call(http, svc, "POST", f"api/builds/{running['id']}/cancel", ALICE)
+        assert status == 202
+        for path in ("api/builds", f"api/builds/{b['id']}/log", f"api/builds/{b['id']}"):
+            status, err, took = await timed_call(http, svc, "GET", path, ALICE)
+            assert status == 503 and "try again" in err["message"], (path, err)
+            assert took < 1, f"{path}: 503 after {took:.2f}s"
         status, health = await call(http, svc, "GET", "health", {})
         records = next(c for c in health["checks"] if c["service"] == "records")
         assert status == 200 and records["ok"] is False and records["message"], health
@@ -487,6 +507,12 @@ async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_i
         assert status in (200, 201), new
         assert (await events_of(http, svc, new["id"], ALICE)).last["phase"] == "failed"
         assert await until(lambda: listed(new["id"]), 15)
+
+        async def cancelled():
+            status, got = await call(http, svc, "GET", f"api/builds/{running['id']}", ALICE)
+            return status == 200 and got["state"] == "cancelled"
+
+        assert await until(cancelled, 15)
         status, health = await call(http, svc, "GET", "health", {})
         assert all(c["ok"] for c in health["checks"]), health
         assert svc.proc.proc.poll() is None and "Internal Server Error" not in svc.log()
