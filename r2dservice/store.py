@@ -46,6 +46,7 @@ from .storage.errors import (
     is_transient,
 )
 from .storage.eventchunks import bound_events, decode_chunk, encode_chunk, event_bytes
+from .storage.health import probe
 from .storage.pruning import PRUNE_BATCH, PRUNED, prune_some
 from .storage.queries import (
     MAX_PAGE,
@@ -106,6 +107,16 @@ __all__ = [
 BATCH_OPS = 1000  # writes in one transaction
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Until `event` is set or `timeout` is over. Not asyncio.wait_for: on Python < 3.12 it
+    can lose a cancellation that arrives as the event is set (close() would wait forever)."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+
+
 class BuildStore(LoggingConfigurable):
     """Build records and their logs in a SQL database (sqlite file by default, or PostgreSQL)."""
 
@@ -140,6 +151,14 @@ class BuildStore(LoggingConfigurable):
     ).tag(config=True)
     retry_interval = Float(
         1, help="Seconds between retries of failed writes and health probes (grows to 10x)."
+    ).tag(config=True)
+    health_interval = Float(
+        2,
+        help="""Seconds between two probes of the database while nothing else tells how it
+        is: a read, and a write that changes nothing (rolled back). An outage (a stopped
+        server, a read-only or locked sqlite file) pauses new builds within about this long,
+        even with no traffic; so does the end of one resume them. 0: no probe (trouble is
+        then noticed at the first read or write that fails).""",
     ).tag(config=True)
     batch_delay = Float(
         0.2, help="Seconds the writer waits to gather writes into one transaction."
@@ -178,6 +197,7 @@ class BuildStore(LoggingConfigurable):
         self._wake = asyncio.Event()  # something was queued
         self._urgent = asyncio.Event()  # flush() waits: write without gathering more
         self._done = asyncio.Condition()
+        self._retry = asyncio.Event()  # the database answers again: the writer retries now
         try:
             await self._in_thread(self._write_pool, prepare, self.engine, self.log)
         except StoreError:
@@ -190,6 +210,10 @@ class BuildStore(LoggingConfigurable):
             asyncio.create_task(self._writer(), name="r2dservice-store-writer"),
             asyncio.create_task(self._pruner(), name="r2dservice-store-pruner"),
         ]
+        if self.health_interval > 0:
+            self._tasks.append(
+                asyncio.create_task(self._health_prober(), name="r2dservice-store-health")
+            )
         self.log.info("Build records in %r", url)
 
     async def close(self) -> None:
@@ -313,6 +337,7 @@ class BuildStore(LoggingConfigurable):
                 except asyncio.TimeoutError:
                     pass
             self._urgent.clear()
+            self._retry.clear()
             batch = self._writes.take_batch(BATCH_OPS)
             try:
                 async with self._write_lock:
@@ -336,7 +361,7 @@ class BuildStore(LoggingConfigurable):
             async with self._done:
                 self._done.notify_all()
             if len(done) < len(batch):
-                await asyncio.sleep(backoff)
+                await wait_event(self._retry, backoff)
                 backoff = min(backoff * 2, self.retry_interval * 10)
             else:
                 backoff = self.retry_interval
@@ -354,6 +379,41 @@ class BuildStore(LoggingConfigurable):
         if self._write_error is not None:
             self.log.info("Build store: writing to the database works again")
         self._write_error = None
+
+    # --- health ---
+    async def _health_prober(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            if self._write_lock.locked():
+                continue  # the writer or the pruner is at the database: its outcome tells
+            try:
+                async with self._write_lock:
+                    failed = await self._in_thread_within(
+                        2 * self.timeout, self._write_pool, probe, self.engine
+                    )
+            except asyncio.TimeoutError as e:
+                failed = ("read", e)
+            except Exception:  # probe() returns database trouble: this is a bug
+                self.log.exception("Build store: the health probe failed")
+                continue
+            self._probed(failed)
+
+    def _probed(self, failed: tuple[str, BaseException] | None) -> None:
+        if failed is not None:
+            stage, error = failed
+            if stage == "read":
+                self._reads_fail(error)
+            else:
+                self._writes_fail(error, len(self._writes))
+            return
+        if self._read_error is not None:
+            self.log.info("Build store: the database answers again")
+            self._read_error = None
+        if self._write_error is not None:
+            if self._writes.ops:
+                self._retry.set()  # the queued writes clear it when they land, not the probe
+            else:
+                self._writes_work()
 
     # --- reads ---
     async def _in_thread(self, pool: ThreadPoolExecutor, fn: Callable, *args):

@@ -567,6 +567,34 @@ async def test_flush_fails_fast_once_writes_fail_and_close_still_waits(tmp_path)
         await store.close()
 
 
+async def test_the_health_probe_notices_a_lock_with_no_traffic(tmp_path):
+    """No read, no write: the probe's write that changes nothing meets the lock, and
+    its success once the lock is gone makes the store healthy again."""
+    path = f"{tmp_path}/records.sqlite"
+    store = make_store(f"sqlite:///{path}", timeout=0.3, health_interval=0.2)
+    await store.start()
+    try:
+        store.save(record())
+        await store.flush()
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # another writer holds the write lock (WAL: reads go on)
+
+        async def locked():
+            return store.problem == "the database is locked"
+
+        await eventually(locked, 5, "the probe finds the lock")
+        assert len((await store.list())[0]) == 1, "reads still work"
+        locker.execute("ROLLBACK")
+
+        async def healthy():
+            return store.healthy
+
+        await eventually(healthy, 5, "the probe finds the lock gone")
+        locker.close()
+    finally:
+        await store.close()
+
+
 async def test_a_stopped_postgresql_server(pg):
     store = make_store(pg.create_database(), timeout=1)
     await store.start()

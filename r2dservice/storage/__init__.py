@@ -8,4 +8,5 @@ queries      the reads (and the listing's cursor)
 writes       the SQL of a batch of writes, in one transaction
 writequeue   pure: the queue of writes waiting for the writer
 pruning      deleting records past their retention
+health       the probe: would a read, and a write, go through now?
 """
