@@ -115,6 +115,13 @@ async def events_of(http, svc, build_id, headers, after=None):
     return await read_events(http, f"{svc.url}api/builds/{build_id}/events", headers=h, timeout=60)
 
 
+async def timed_call(http, svc, method, path, headers, **kw):
+    """call(), and the seconds its answer took."""
+    began = time.monotonic()
+    status, body = await call(http, svc, method, path, headers, **kw)
+    return status, body, time.monotonic() - began
+
+
 async def until(predicate, timeout=15, interval=0.1):
     deadline = time.monotonic() + timeout
     while True:
@@ -360,8 +367,8 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
     svc = Service(
         tmp_path,
         fakes,
-        f"c.R2DService.db_url = {'sqlite:///' + str(db)!r}\n"
-        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+        # the default c.BuildStore.timeout (5 s): a history call must not wait for it
+        f"c.R2DService.db_url = {'sqlite:///' + str(db)!r}\nc.BuildStore.retry_interval = 0.2\n",
     ).start()
     frozen = []
     try:
@@ -375,6 +382,16 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
             return status == 200 and [x["id"] for x in listed["builds"]] == [b["id"]]
 
         assert await until(recorded, 15)
+        # A running build: its end will wait to be written.
+        _, running = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
+
+        async def recorded_running():
+            status, listed = await call(http, svc, "GET", "api/builds", ALICE)
+            return status == 200 and running["id"] in [x["id"] for x in listed["builds"]]
+
+        assert await until(recorded_running, 15)
         frozen = [db]
         immutable(frozen, True)
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
@@ -386,7 +403,11 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
         )
         assert got.phases == ["ready"]
 
-        # New builds wait for the records (the first write that fails tells the store).
+        # The store's probe notices, with no build asked for: none starts unrecorded.
+        took = await records_fail_within(http, svc, 10)
+        assert took < 2 + 3, f"/health said the records fail after {took:.1f}s"
+
+        # New builds wait for the records.
         async def paused():
             status, err = await call(
                 http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/fail/main"}
@@ -395,8 +416,13 @@ async def test_a_read_only_database_pauses_new_builds_and_history_not_existing_i
 
         message = await until(paused, 15)
         assert message and "read-only" in message and "try again" in message, message
-        status, err = await call(http, svc, "GET", "api/builds", ALICE)
+        # The running build ends: its end waits to be written, and a history call (which
+        # reads this process's writes) answers 503 at once, not after the store's timeout.
+        status, _ = await call(http, svc, "POST", f"api/builds/{running['id']}/cancel", ALICE)
+        assert status == 202
+        status, err, took = await timed_call(http, svc, "GET", "api/builds", ALICE)
         assert status == 503 and "read-only" in err["message"], err
+        assert took < 1, f"503 after {took:.2f}s"
         status, health = await call(http, svc, "GET", "health", {})
         records = next(c for c in health["checks"] if c["service"] == "records")
         assert status == 200 and records["ok"] is False and "read-only" in records["message"]
@@ -436,20 +462,26 @@ async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_i
     svc = Service(
         tmp_path,
         fakes,
-        f"c.R2DService.db_url = {pg.create_database()!r}\n"
-        "c.BuildStore.timeout = 1\nc.BuildStore.retry_interval = 0.2\n",
+        # the default c.BuildStore.timeout (5 s): a history call must not wait for it
+        f"c.R2DService.db_url = {pg.create_database()!r}\nc.BuildStore.retry_interval = 0.2\n",
     ).start()
     try:
         _, b = await call(
             http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
         )
         assert (await events_of(http, svc, b["id"], ALICE)).last["phase"] == "ready"
+        # A running build: its record and log keep writes queued through the outage.
+        _, running = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/slow/main"}
+        )
 
         async def listed(build_id):
             status, got = await call(http, svc, "GET", "api/builds", ALICE)
             return status == 200 and build_id in [x["id"] for x in got["builds"]]
 
         assert await until(lambda: listed(b["id"]), 15)
+        assert await until(lambda: listed(running["id"]), 15)
+        await asyncio.sleep(1)  # past finished_build_retention: b's log is read from the store
         pg.stop()
 
         # An image that exists is still answered, without the database.
@@ -466,10 +498,14 @@ async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_i
 
         message = await until(paused, 15)
         assert message and "does not answer" in message and "try again" in message, message
-        status, err = await call(http, svc, "GET", "api/builds", ALICE)
-        assert status == 503 and "try again" in err["message"], err
-        status, err = await call(http, svc, "GET", f"api/builds/{b['id']}/log", ALICE)
-        assert status == 503 and "try again" in err["message"], err
+        # The running build ends: its end waits to be written (once the database is back),
+        # and history calls answer 503 at once, not after the store's timeout.
+        status, _ = await call(http, svc, "POST", f"api/builds/{running['id']}/cancel", ALICE)
+        assert status == 202
+        for path in ("api/builds", f"api/builds/{b['id']}/log", f"api/builds/{b['id']}"):
+            status, err, took = await timed_call(http, svc, "GET", path, ALICE)
+            assert status == 503 and "try again" in err["message"], (path, err)
+            assert took < 1, f"{path}: 503 after {took:.2f}s"
         status, health = await call(http, svc, "GET", "health", {})
         records = next(c for c in health["checks"] if c["service"] == "records")
         assert status == 200 and records["ok"] is False and records["message"], health
@@ -487,8 +523,76 @@ async def test_a_stopped_postgresql_pauses_new_builds_and_history_not_existing_i
         assert status in (200, 201), new
         assert (await events_of(http, svc, new["id"], ALICE)).last["phase"] == "failed"
         assert await until(lambda: listed(new["id"]), 15)
+
+        async def cancelled():
+            status, got = await call(http, svc, "GET", f"api/builds/{running['id']}", ALICE)
+            return status == 200 and got["state"] == "cancelled"
+
+        assert await until(cancelled, 15)
         status, health = await call(http, svc, "GET", "health", {})
         assert all(c["ok"] for c in health["checks"]), health
+        assert svc.proc.proc.poll() is None and "Internal Server Error" not in svc.log()
+    finally:
+        svc.stop()
+        pg.remove()
+
+
+async def records_check(http, svc) -> dict:
+    status, health = await call(http, svc, "GET", "health", {})
+    assert status == 200, health
+    return next(c for c in health["checks"] if c["service"] == "records")
+
+
+async def records_fail_within(http, svc, timeout) -> float:
+    """Seconds until /health says the records fail (polling /health reads no record)."""
+    began = time.monotonic()
+
+    async def failing():
+        return not (await records_check(http, svc))["ok"]
+
+    assert await until(failing, timeout), svc.log()[-3000:]
+    return time.monotonic() - began
+
+
+async def test_the_probe_notices_an_outage_and_its_end_with_no_traffic(tmp_path, fakes, http):
+    """Nothing reads or writes the records (the replicas' shared counts are read hourly
+    here): the store's periodic probe (every c.BuildStore.health_interval, 2 s by default)
+    pauses new builds when PostgreSQL stops, and resumes them when it is back."""
+    pg = PostgresServer()  # its own server: stopping the module's would disturb other tests
+    svc = Service(
+        tmp_path,
+        fakes,
+        f"c.R2DService.db_url = {pg.create_database()!r}\nc.SharedLimits.refresh_interval = 3600\n",
+    ).start()
+    try:
+        assert (await records_check(http, svc))["ok"]
+        pg.stop()
+        took = await records_fail_within(http, svc, 10)
+        assert took < 2 + 1, f"/health said the records fail after {took:.1f}s"
+        message = (await records_check(http, svc))["message"]
+        assert "does not answer" in message and "127.0.0.1" not in message, message
+        status, err = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
+        assert status == 503 and "does not answer" in err["message"], err
+
+        pg.start()
+        began = time.monotonic()
+
+        async def ok():
+            return (await records_check(http, svc))["ok"]
+
+        assert await until(ok, 15), svc.log()[-3000:]
+        took = time.monotonic() - began
+        assert took < 2 + 1, f"/health said the records work after {took:.1f}s"
+        status, b = await call(
+            http, svc, "POST", "api/builds", ALICE, json={"spec": "gh/octo/quick/main"}
+        )
+        assert status == 201, b
+        assert (await events_of(http, svc, b["id"], ALICE)).last["phase"] == "ready"
+        await asyncio.sleep(1)  # past finished_build_retention: read from the store
+        status, got = await call(http, svc, "GET", f"api/builds/{b['id']}", ALICE)
+        assert status == 200 and got["state"] == "ready", got
         assert svc.proc.proc.poll() is None and "Internal Server Error" not in svc.log()
     finally:
         svc.stop()

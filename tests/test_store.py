@@ -533,6 +533,68 @@ async def test_a_locked_sqlite_file(tmp_path, caplog):
         await store.close()
 
 
+async def test_flush_fails_fast_once_writes_fail_and_close_still_waits(tmp_path):
+    """A caller answering a request is told at once that writes fail (not after its
+    timeout); close() waits for them to land, up to close_timeout."""
+    path = f"{tmp_path}/records.sqlite"
+    store = make_store(f"sqlite:///{path}", timeout=0.3, close_timeout=10)
+    await store.start()
+    first = record(state="running")
+    store.save(first)
+    await store.flush()
+    locker = lock_sqlite(path)
+    first.state = "ready"
+    store.save(first)
+
+    async def failing():
+        return store.problem == "the database is locked"
+
+    await eventually(failing, 10, "the failed write noticed")
+    began = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="locked"):
+        await store.flush(timeout=5)
+    assert time.monotonic() - began < 0.1
+
+    asyncio.get_running_loop().call_later(1, locker.close)
+    began = time.monotonic()
+    await store.close()
+    assert 0.9 < time.monotonic() - began < 10, "close() waited for the lock to go"
+    store = make_store(f"sqlite:///{path}")
+    await store.start()
+    try:
+        assert (await store.get(first.id)).state == "ready"
+    finally:
+        await store.close()
+
+
+async def test_the_health_probe_notices_a_lock_with_no_traffic(tmp_path):
+    """No read, no write: the probe's write that changes nothing meets the lock, and
+    its success once the lock is gone makes the store healthy again."""
+    path = f"{tmp_path}/records.sqlite"
+    store = make_store(f"sqlite:///{path}", timeout=0.3, health_interval=0.2)
+    await store.start()
+    try:
+        store.save(record())
+        await store.flush()
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # another writer holds the write lock (WAL: reads go on)
+
+        async def locked():
+            return store.problem == "the database is locked"
+
+        await eventually(locked, 5, "the probe finds the lock")
+        assert len((await store.list())[0]) == 1, "reads still work"
+        locker.execute("ROLLBACK")
+
+        async def healthy():
+            return store.healthy
+
+        await eventually(healthy, 5, "the probe finds the lock gone")
+        locker.close()
+    finally:
+        await store.close()
+
+
 async def test_a_stopped_postgresql_server(pg):
     store = make_store(pg.create_database(), timeout=1)
     await store.start()
