@@ -70,6 +70,7 @@ from .storage.schema import (
 )
 from .storage.writequeue import WriteQueue
 from .storage.writes import write_batch
+from .tasks import cancel_and_wait
 
 __all__ = [
     "BATCH_OPS",
@@ -229,10 +230,7 @@ class BuildStore(LoggingConfigurable):
                 self._writes.pending_events,
                 self._write_error or "timeout",
             )
-        for task in [*self._tasks, self._probe]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*[t for t in [*self._tasks, self._probe] if t], return_exceptions=True)
+        await cancel_and_wait(*self._tasks, self._probe)
         self._tasks, self._probe = [], None
         self._shutdown_pools()
         self.engine.dispose()
