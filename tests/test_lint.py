@@ -77,3 +77,63 @@ def test_timeouts_are_caught_as_python_3_10_raises_them():
                 if "TimeoutError" in names and "asyncio.TimeoutError" not in names:
                     offenders.append(f"{os.path.relpath(path, REPO)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def module_imports(path: str, package: str) -> set[str]:
+    """The r2dservice modules a module imports when it is loaded: its top-level imports
+    (imports inside functions run later, on purpose, and TYPE_CHECKING ones never)."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("r2dservice")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("r2dservice"):
+                found.add(target)
+                found |= {f"{target}.{a.name}" for a in node.names}
+    return found
+
+
+def test_no_import_cycles():
+    """The one-way flow of the design: no module imports, when loaded, one that imports
+    it back (a cycle breaks as soon as someone imports the other one first)."""
+    root = os.path.join(REPO, "r2dservice")
+    modules = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                rel = os.path.relpath(os.path.join(folder, name), REPO)[:-3].replace(os.sep, ".")
+                is_pkg = rel.endswith(".__init__")
+                mod = rel.removesuffix(".__init__")
+                modules[mod] = (
+                    os.path.join(folder, name),
+                    mod if is_pkg else mod.rpartition(".")[0],
+                )
+    graph = {
+        mod: {m for m in module_imports(path, pkg) if m in modules and m != mod}
+        for mod, (path, pkg) in modules.items()
+    }
+    cycles, state = [], {}
+
+    def visit(mod, stack):
+        state[mod] = "open"
+        stack.append(mod)
+        for dep in sorted(graph[mod]):
+            if state.get(dep) == "open":
+                cycles.append(stack[stack.index(dep) :] + [dep])
+            elif dep not in state:
+                visit(dep, stack)
+        stack.pop()
+        state[mod] = "done"
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
