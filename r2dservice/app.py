@@ -544,6 +544,7 @@ class R2DService(Application):
                 {"service": "records", "ok": ok, "critical": False}
                 | ({} if ok else {"message": f"build records: {problem}; new builds wait"})
             )
+        checks.extend(self.builder.health())
         checks.append(
             {
                 "service": "builds",

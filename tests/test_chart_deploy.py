@@ -223,11 +223,74 @@ def test_rootless_daemon_runs_unprivileged_in_a_user_namespace(helm, tmp_path_fa
     assert dockerd["image"] == "docker:28.5-dind-rootless"
     assert "privileged" not in dockerd["securityContext"]
     assert dockerd["securityContext"]["runAsUser"] == 1000
-    assert dockerd["args"] == [
-        "dockerd",
-        "--host=unix:///var/run/r2dservice/docker.sock",
-        "--mtu=1400",
+    # the socket's folder is outside /run, which rootlesskit covers (--copy-up=/run)
+    assert dockerd["args"] == ["dockerd", "--host=unix:///r2dservice-run/docker.sock", "--mtu=1400"]
+    assert (
+        dockerd["readinessProbe"]["exec"]["command"][1]
+        == "--host=unix:///r2dservice-run/docker.sock"
+    )
+    mounts = {m["name"]: m["mountPath"] for m in dockerd["volumeMounts"]}
+    # the data where the image's user keeps it ($HOME/.local/share/docker, which its
+    # entrypoint checks is writable)
+    assert mounts == {"run": "/r2dservice-run", "data": "/home/rootless/.local/share/docker"}
+    cleaner = spec["containers"][1]
+    assert cleaner["securityContext"]["runAsUser"] == 1000
+    assert {e["name"]: e["value"] for e in cleaner["env"]}["DOCKER_HOST"] == (
+        "unix:///r2dservice-run/docker.sock"
+    )
+
+
+def test_rootless_daemon_gets_its_node_folders_and_build_pods_its_socket(
+    helm, tmp_path_factory, tmp_path
+):
+    """The kubelet makes the hostPath folders root's, 0755 (DirectoryOrCreate): an init
+    container, root of the pod's user namespace, hands them to the daemon's uid before
+    dockerd starts. The socket dockerd makes there is that uid's, 0660: build pods get
+    its group, also when the operator runs them as another user."""
+    from tests.test_chart import build_pod, render
+
+    docs = render(helm, "rootless-daemon", tmp_path_factory)
+    spec = daemon_set(docs)["spec"]["template"]["spec"]
+    [init] = spec["initContainers"]
+    assert init["image"] == spec["containers"][0]["image"]
+    assert init["command"] == [
+        "sh",
+        "-c",
+        "chmod 0755 /r2dservice-run && chmod 0700 /home/rootless/.local/share/docker"
+        " && chown 1000:1000 /r2dservice-run /home/rootless/.local/share/docker",
     ]
+    ctx = init["securityContext"]
+    assert ctx["runAsUser"] == 0 and ctx["runAsNonRoot"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert ctx["allowPrivilegeEscalation"] is False
+    mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert mounts == {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    pod = build_pod(docs, tmp_path)
+    assert pod["spec"]["securityContext"]["supplementalGroups"] == [1000]
+
+    # an operator's own securityContext keeps what it says, plus the socket's group once
+    for given, groups in (
+        ({"runAsUser": 1001}, [1000]),
+        ({"supplementalGroups": [5, 1000]}, [5, 1000]),
+    ):
+        folder = tmp_path / f"given{len(given)}{len(groups)}"
+        (folder / "pod").mkdir(parents=True)
+        docs = template(
+            helm,
+            folder,
+            {
+                "imagePrefix": "registry.example/r2d-",
+                "build": {"daemon": {"type": "rootless"}, "podSecurityContext": given},
+            },
+        )
+        ctx = build_pod(docs, folder / "pod")["spec"]["securityContext"]
+        assert ctx == {**given, "supplementalGroups": groups}
+
+    # dind: the socket is root's and build pods are left as they are
+    (tmp_path / "dind" / "pod").mkdir(parents=True)
+    docs = template(helm, tmp_path / "dind", {"imagePrefix": "registry.example/r2d-"})
+    assert "initContainers" not in daemon_set(docs)["spec"]["template"]["spec"]
+    assert "securityContext" not in build_pod(docs, tmp_path / "dind" / "pod")["spec"]
 
 
 def test_host_daemon_uses_the_node_socket_and_makes_no_daemon(helm, tmp_path):

@@ -102,6 +102,11 @@ class Builder(LoggingConfigurable):
         stopping and, when those tasks are then cancelled, leave its builds running
         (for the next start() to adopt) instead of deleting them."""
 
+    def health(self) -> list[dict]:
+        """/health checks of this builder's own (`service`, `ok`, `message` when not
+        ok, `critical`); none by default."""
+        return []
+
     async def build(self, request: BuildRequest, emit: Emit) -> None:
         raise NotImplementedError
 

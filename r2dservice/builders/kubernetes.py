@@ -45,7 +45,7 @@ from .objects import (
 from .podcreate import PodCreator
 from .poddelete import PodDeleter
 from .podfollow import FollowLimits, PodFollower
-from .podoutcome import duration
+from .podoutcome import duration, watch_refused
 from .podwatch import PodWatch
 from .reaper import TOO_OLD, pods_to_reap, reap_every
 from .replay import LogReplay
@@ -368,6 +368,22 @@ class KubernetesBuilder(Repo2DockerBuilder):
             await self._api_client.close()
             self._api_client = None
 
+    def health(self) -> list[dict]:
+        """The `kubernetes` check: not ok while the API refuses the pod watch (builds
+        fail at once) or the deletion of build pods (they are left behind)."""
+        if self._watch is None:
+            return []
+        self._deleter.forget_gone(self._watch.pods)
+        problems = []
+        if self._watch.denied:
+            problems.append(f"the build pod watch is refused: {self._watch.denied}")
+        if self._deleter.problem:
+            problems.append(self._deleter.problem)
+        # Not critical: images that exist are still served, so a Role that lost a verb
+        # must not take every replica out of its load balancer.
+        check = {"service": "kubernetes", "ok": not problems, "critical": False}
+        return [check | ({"message": "; ".join(problems)} if problems else {})]
+
     def _remember_node(self, type_: str, pod: dict) -> None:
         node = (pod.get("spec") or {}).get("nodeName")
         if node:
@@ -377,6 +393,9 @@ class KubernetesBuilder(Repo2DockerBuilder):
 
     async def build(self, request: BuildRequest, emit: Emit) -> None:
         self._check_started()
+        if self._watch.denied:
+            # A pod made now would run unwatched: say why at once instead.
+            raise BuildFailed(watch_refused(self._watch.denied))
         request = await self.with_cache(request)
         q = self._watch.subscribe(request.name)
         self._following[request.name] = self._following.get(request.name, 0) + 1

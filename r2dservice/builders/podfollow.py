@@ -14,9 +14,9 @@ from .base import BuildFailed, BuildRequest, Emit
 from .objects import is_finished, is_running, stuck_reason
 from .poddelete import PodDeleter
 from .podevents import read_pod_events, warning_reason
-from .podoutcome import failure, not_started, state_message, timed_out
+from .podoutcome import failure, not_started, state_message, timed_out, watch_refused
 from .podrelay import Relay
-from .podwatch import VANISHED, PodWatch
+from .podwatch import REFUSED, VANISHED, PodWatch
 from .replay import LogReplay
 
 
@@ -71,6 +71,10 @@ class PodFollower:
         deleted = False
         try:
             while True:
+                if self.watch.denied:
+                    # No news of the pod will come: fail now, not at build_timeout.
+                    await self.deleter.delete(request.name, limits.backoff_base)
+                    raise BuildFailed(watch_refused(self.watch.denied))
                 if pod is not None:
                     uid = uid or pod["metadata"].get("uid")
                     if is_running(pod) and run.logs is None:
@@ -139,6 +143,8 @@ class PodFollower:
                             ) from None
                         break
                     continue
+                if type_ == REFUSED:
+                    continue  # the loop's top fails the build
                 if uid is not None and event_pod["metadata"].get("uid") != uid:
                     continue  # another pod that had (or will have) this name
                 pod = event_pod

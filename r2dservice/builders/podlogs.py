@@ -48,7 +48,8 @@ def format_since(ns: int) -> str:
 class LogFollower:
     """Delivers each line of a container's log once, in order, to `on_line` (text without
     the timestamp, with its newline). `run()` returns when the log has ended: the pod
-    is gone (404), or `finished` is set and the stream reached its end."""
+    is gone (404), or `finished` is set and the stream reached its end, or the API
+    refuses to show the log (401/403: `on_refused` gets its message, once)."""
 
     def __init__(
         self,
@@ -62,8 +63,10 @@ class LogFollower:
         eof_grace: float = 2.0,
         backoff_base: float = 0.25,
         backoff_cap: float = 10.0,
+        on_refused: Callable[[str], None] | None = None,
     ):
         self.api_client = api_client
+        self.on_refused = on_refused
         self.namespace = namespace
         self.name = name
         self.container = container
@@ -139,6 +142,14 @@ class LogFollower:
                     if self._unreadable_after_end > 3:
                         raise _Done()  # it ended without ever starting: no log
                 return False
+            if resp.status in (401, 403):
+                # RBAC without `get` on pods/log (or a token no longer accepted): asking
+                # again will not help, and the build goes on without its log.
+                message = await error_message(resp)
+                log.warning("Log of %s: HTTP %s %s", self.name, resp.status, message)
+                if self.on_refused is not None:
+                    self.on_refused(message)
+                raise _Done()
             if resp.status != 200:
                 log.warning(
                     "Log of %s: HTTP %s %s", self.name, resp.status, await error_message(resp)

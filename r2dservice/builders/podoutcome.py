@@ -86,3 +86,20 @@ def failure(
         return error
     detail = f"; last log line: {last_line.strip()}" if last_line.strip() else ""
     return f"The build failed: {termination_message(pod)}{detail}\n"
+
+
+def watch_refused(reason: str) -> str:
+    """Why a build fails when the API refuses the shared pod watch (`reason`: its
+    message, which names the verb and the account)."""
+    return (
+        "The service can no longer follow build pods: the Kubernetes API refuses to "
+        f"watch them ({reason}). Its Role needs list and watch on pods.\n"
+    )
+
+
+def log_refused(reason: str) -> str:
+    """The event of a build whose log the API refuses to show (`reason`: its message)."""
+    return (
+        f"The build log cannot be read: {reason}. The build goes on; its Role needs "
+        "get on pods/log.\n"
+    )

@@ -9,6 +9,7 @@ import logging
 from ..events import Event
 from .base import BuildRequest, Emit
 from .podlogs import LogFollower
+from .podoutcome import log_refused
 from .replay import LogReplay
 from .repo2docker import Repo2DockerOutput
 
@@ -57,6 +58,11 @@ class Relay:
             return
         self.emit(event)
 
+    def on_log_refused(self, reason: str) -> None:
+        """The API refuses to show the log: the build says so (its outcome still comes
+        from the pod's state)."""
+        self.emit(Event(self.phase, log_refused(reason)))
+
     def failure_message(self) -> str:
         return self.output.failure_message()
 
@@ -79,6 +85,7 @@ class Relay:
             eof_grace=eof_grace,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
+            on_refused=self.on_log_refused,
         )
         self.logs = asyncio.create_task(follower.run(), name=f"logs-{self.request.name}")
 

@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 # Added/modified pods arrive as (type, pod); a re-list that no longer finds a pod
 # reports it as VANISHED: deleted while we were not watching, final state unknown.
 VANISHED = "VANISHED"
+# Put in every subscriber's queue as (REFUSED, {}) when the API has refused the watch
+# (or the list) `refusals_to_deny` times in a row: builds stop waiting for news that
+# will not come. `PodWatch.denied` says why.
+REFUSED = "REFUSED"
+# 401 (the token is no longer accepted) and 403 (RBAC says no): configuration, which
+# retrying alone does not fix.
+REFUSAL_STATUSES = frozenset({401, 403})
 
 
 class WatchError(Exception):
@@ -75,6 +82,7 @@ class PodWatch:
         timeout_seconds: int = 120,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        refusals_to_deny: int = 3,
     ):
         self.api = api
         self.namespace = namespace
@@ -82,6 +90,11 @@ class PodWatch:
         self.timeout_seconds = timeout_seconds
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.refusals_to_deny = refusals_to_deny
+        # Refusals (401/403) in a row since the last watch that opened, and the API's
+        # message of the latest: a Role that lost `watch` or `list` on pods while we run.
+        self.refusals = 0
+        self.refusal = ""
         self.pods: dict[str, dict] = {}
         self.resource_version: str | None = None
         # When the last successful list began (monotonic): a pod created before then
@@ -112,6 +125,12 @@ class PodWatch:
             subs.discard(q)
             if not subs:
                 del self._subscribers[name]
+
+    @property
+    def denied(self) -> str:
+        """Why the API refuses to tell us about the build pods (its message), once it
+        has refused `refusals_to_deny` times in a row; "" while the watch works."""
+        return self.refusal if self.refusals >= self.refusals_to_deny else ""
 
     def add_listener(self, callback: Callable[[str, dict], None]) -> None:
         """callback(type, pod) for every change of every pod (the reaper, node tracking)."""
@@ -175,6 +194,8 @@ class PodWatch:
                 self.errors += 1
                 failed = True
                 error = f"{type(e).__name__}: {e}"
+                if isinstance(e, WatchError) and e.status in REFUSAL_STATUSES:
+                    self._refused(e)
             finally:
                 self._close_stream()
             if self._stream_events or time.monotonic() - started > 5:
@@ -258,7 +279,26 @@ class PodWatch:
             raise _Gone()
         if resp.status != 200:
             raise WatchError(resp.status, await error_message(resp))
+        if self.refusals:
+            if self.denied:
+                log.warning("Build pod watch works again")
+            self.refusals = 0
+            self.refusal = ""
         return resp
+
+    def _refused(self, e: WatchError) -> None:
+        """One more refusal in a row; at the threshold, tell every build once."""
+        self.refusals += 1
+        self.refusal = e.message or f"HTTP {e.status}"
+        if self.refusals == self.refusals_to_deny:
+            log.error(
+                "The Kubernetes API refuses the build pod watch (%s); builds following "
+                "their pods fail until it works again",
+                self.refusal,
+            )
+            for queues in list(self._subscribers.values()):
+                for q in queues:
+                    q.put_nowait((REFUSED, {}))
 
     def _handle(self, event: dict[str, Any]) -> None:
         type_, obj = event.get("type"), event.get("object") or {}

@@ -180,8 +180,21 @@ environment variables from the Secret, or as files.
 {{- define "r2dservice.configValues" -}}
 {{- $registrySecret := include "r2dservice.registrySecretName" . }}
 {{- $buildLabels := merge (dict "app.kubernetes.io/instance" .Release.Name) (deepCopy .Values.build.extraLabels) }}
+{{- $buildPodSecurity := deepCopy (.Values.build.podSecurityContext | default dict) }}
+{{- if and (include "r2dservice.daemonEnabled" .) (eq .Values.build.daemon.type "rootless") }}
+{{- /* The rootless daemon's socket is its user's, mode 0660: build pods that do not
+run as root need its group. */}}
+{{- $uid := include "r2dservice.daemonUid" . }}
+{{- $groups := $buildPodSecurity.supplementalGroups | default list }}
+{{- $has := false }}
+{{- range $groups }}{{ if eq (toString .) $uid }}{{ $has = true }}{{ end }}{{ end }}
+{{- if not $has }}
+{{- $_ := set $buildPodSecurity "supplementalGroups" (append $groups (atoi $uid)) }}
+{{- end }}
+{{- end }}
 {{- $build := merge (dict
     "dockerHost" (include "r2dservice.buildDockerHost" .)
+    "podSecurityContext" $buildPodSecurity
     "namespace" (include "r2dservice.buildNamespace" .)
     "extraLabels" $buildLabels
     "pushSecret" $registrySecret
@@ -225,6 +238,10 @@ socket), the image, and the Docker API the build pods get ("" for none).
 {{- define "r2dservice.daemonDataDir" -}}
 /var/lib/r2dservice/{{ .Release.Namespace }}-{{ include "r2dservice.fullname" . }}
 {{- end }}
+{{- /* The user the rootless image runs dockerd as (docker:*-dind-rootless: rootless,
+1000): owner of the daemon's folders and of its socket (mode 0660), so build pods get
+this group. */ -}}
+{{- define "r2dservice.daemonUid" -}}1000{{- end }}
 {{- define "r2dservice.daemonImage" -}}
 {{- $d := .Values.build.daemon }}
 {{- $tag := $d.image.tag | default (ternary "28.5-dind-rootless" "28.5-dind" (eq $d.type "rootless")) }}
