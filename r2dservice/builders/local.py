@@ -124,19 +124,24 @@ class LocalBuilder(Repo2DockerBuilder):
         if request.push:
             emit(Event("pushing", f"Pushed {request.image_name}\n"))
 
-    def _lower_priority(self) -> None:
-        os.nice(self.niceness)  # in the child, before exec
+    def _niced(self, cmd: list[str]) -> list[str]:
+        """repo2docker, and the docker client and BuildKit steps it starts, at a lower
+        priority: through nice(1), not preexec_fn, which makes Python fork the whole
+        service (6 ms for 140 MB, the event loop stopped) where it otherwise uses vfork
+        (0.15 ms)."""
+        if not self.niceness:
+            return cmd
+        return [shutil.which("nice") or "nice", "-n", str(self.niceness), *cmd]
 
     async def _run(self, request: BuildRequest, cmd: list[str], env: dict, emit: Emit) -> None:
         proc = await asyncio.create_subprocess_exec(
-            *cmd,
+            *self._niced(cmd),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,  # --json-logs writes to stderr
             env=env,
             start_new_session=True,  # so that a stop can kill the whole group
             limit=MAX_LINE,
-            preexec_fn=self._lower_priority if self.niceness else None,
         )
         output = Repo2DockerOutput()
         done = False
