@@ -5,6 +5,7 @@
 #   bash benchmarks/run.sh crowd      # 2,000 viewers over 20 builds, then of one (issue 12)
 #   bash benchmarks/run.sh abuse      # one user floods, another builds (issue 12)
 #   bash benchmarks/run.sh warm       # only the warm rebuild benchmark (issue 12)
+#   bash benchmarks/run.sh fuzz       # about 10,000 fuzzed requests, auth on (issue 12)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STATE=${R2DSERVICE_DEV_STATE:-/var/lib/r2dservice-dev}
@@ -29,6 +30,9 @@ if [ "$what" = all ] || [ "$what" = warm ]; then
 fi
 if [ "$what" = all ] || [ "$what" = crowd ]; then
     "$PYTHON" -m benchmarks.bench_crowd "${@:2}"
+fi
+if [ "$what" = all ] || [ "$what" = fuzz ]; then
+    "$PYTHON" -m benchmarks.bench_fuzz "${@:2}"
 fi
 if [ "$what" = all ] || [ "$what" = spawner ]; then
     "$PYTHON" -m benchmarks.bench_spawner "${@:2}"

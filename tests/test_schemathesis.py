@@ -73,7 +73,8 @@ from tests.support.standins import FakeServers, start_service
 OPENAPI_FILE = os.path.join(REPO, "r2dservice", "openapi.yaml")
 
 SEED = 20261129
-MAX_EXAMPLES = 50  # fuzzing phase, per operation and credential
+# fuzzing phase, per operation and credential (benchmarks/bench_fuzz.py asks for more)
+MAX_EXAMPLES = int(os.environ.get("R2D_FUZZ_EXAMPLES", "50"))
 MAX_RESPONSE_SECONDS = 3.0  # until the status line and headers
 REQUEST_TIMEOUT = 10.0  # a request that does not answer at all fails before this
 STREAM_SECONDS = 1.0  # how long an event stream is read
@@ -86,6 +87,8 @@ CREDENTIALS = {
     "bad-token": {"Authorization": "Bearer not-a-token-the-hub-knows"},
     "mallory": {"Authorization": "Bearer mallory-token"},  # known to the hub, not allowed here
 }
+SERVICE_TOKEN = "service-secret"
+SECRETS = [h["Authorization"].split()[1] for h in CREDENTIALS.values() if h] + [SERVICE_TOKEN]
 BUILDERS = {"alice", "root"}
 ADMINS = {"root"}
 REFUSED = {"anonymous", "bad-token", "mallory"}
@@ -195,7 +198,7 @@ def service(tmp_path_factory, fakes):
         "c.BuildManager.concurrent_build_limit = 4\n",
         env={
             "JUPYTERHUB_SERVICE_NAME": "binder",
-            "JUPYTERHUB_API_TOKEN": "service-secret",
+            "JUPYTERHUB_API_TOKEN": SERVICE_TOKEN,
             "JUPYTERHUB_API_URL": fakes.hub_api_url,
         },
     )
@@ -283,7 +286,17 @@ def checks_for(who: str):
             "the document says 404 (only admins see everyone's builds)"
         )
 
+    def tells_no_secret(ctx, response, case):
+        # The callers' tokens and the service's own: never echoed, in any answer.
+        body = response.content
+        for secret in SECRETS:
+            assert secret.encode() not in body, f"the answer contains the secret {secret!r}"
+            assert secret.encode() not in str(response.headers).encode(), (
+                f"a header contains the secret {secret!r}"
+            )
+
     return [
+        tells_no_secret,
         openapi_checks.status_code_conformance,
         openapi_checks.content_type_conformance,
         openapi_checks.response_schema_conformance,
