@@ -43,6 +43,14 @@ def listen_overflows() -> int:
     return 0
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """Time the service's main thread (its event loop) spent runnable but waiting for a
+    CPU: on a machine shared with the builds and the load generator, the part of the
+    latency that is not the service's own work."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -53,7 +61,8 @@ async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
     # A repository per build and per scenario: a ref another scenario resolved may still
     # be cached, and its image would be found instead of building the new commit.
     specs = [b.commit(f"crowd-{b.run}-{builds}-{i}", REPO_SLEEP)[1] for i in range(builds)]
-    overflows0, cpu0 = listen_overflows(), cpu_seconds(b.service.proc.pid)
+    pid = b.service.proc.pid
+    overflows0, cpu0, wait0 = listen_overflows(), cpu_seconds(pid), cpu_wait_seconds(pid)
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=900)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -86,7 +95,8 @@ async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
         "first_p99": pct(firsts, 99) if firsts else float("nan"),
         "first_max": max(firsts) if firsts else float("nan"),
         "rss": peak_rss_mb(b.service.proc.pid),
-        "cpu": cpu_seconds(b.service.proc.pid) - cpu0,
+        "cpu": cpu_seconds(pid) - cpu0,
+        "cpu_wait": cpu_wait_seconds(pid) - wait0,
         "overflows": listen_overflows() - overflows0,
         "errors": errors[:3],
         "took": took,
@@ -98,7 +108,8 @@ def report(name: str, r: dict) -> None:
         f"  {name:8} {r['viewers']} viewers / {r['builds']} builds: started {r['started']}, "
         f"ready {r['ready']}/{r['viewers']}, first event p50 {r['first_p50'] * 1000:.0f} ms "
         f"p99 {r['first_p99'] * 1000:.0f} ms max {r['first_max'] * 1000:.0f} ms, "
-        f"peak RSS {r['rss']:.0f} MB, service CPU {r['cpu']:.1f} s, "
+        f"peak RSS {r['rss']:.0f} MB, service CPU {r['cpu']:.1f} s "
+        f"(waited {r['cpu_wait']:.1f} s for one), "
         f"listen overflows {r['overflows']}, wall {r['took']:.0f} s"
         + (f", errors {r['errors']}" if r["errors"] else "")
     )
