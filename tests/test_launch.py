@@ -531,7 +531,13 @@ async def test_a_v2_link_builds_launches_and_opens_the_users_server(hub, launcha
         await page.fill("#spec", git_server.url("launchable"))
         await page.fill("#ref", "main")
         await page.click("#launch-button")
-        await page.wait_for_url(re.compile(rf".*/user/alice/{name}/.*"), timeout=120_000)
+        try:
+            await page.wait_for_url(re.compile(rf".*/user/alice/{name}/.*"), timeout=120_000)
+        except Exception as e:  # say where the page stopped, and what hub and service said
+            text = await page.inner_text("body")
+            raise AssertionError(
+                f"{e}\npage {page.url}:\n{text[-3000:]}\nhub and service log:\n{hub.log()[-6000:]}"
+            ) from None
         await browser.close()
     await stop_all(hub, "alice", hub.token_for("alice")[0])
 

@@ -52,6 +52,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -145,6 +146,21 @@ class DockerKubelet:
             raise RuntimeError(f"docker {' '.join(args[:2])} failed: {err.decode().strip()}")
         return out.decode()
 
+    async def _docker_run(self, cname: str, args: list[str]) -> list[str]:
+        """`docker run -d`; the arguments it ran with. An older engine (Debian's
+        docker.io 20.10) does not know the newest capabilities (CAP_PERFMON, ...): it
+        grants none of them with ALL, so there is nothing to drop for them."""
+        while True:
+            try:
+                await self._docker("run", "-d", "--name", cname, "--label", LABEL, *args)
+                return args
+            except RuntimeError as e:
+                unknown = re.search(r'unknown capability: "CAP_(\w+)"', str(e))
+                if not unknown or f"--cap-drop={unknown[1]}" not in args:
+                    raise
+                args = [a for a in args if a != f"--cap-drop={unknown[1]}"]
+                await self._docker("rm", "-f", cname, check=False)
+
     async def _image_exists(self, image: str) -> bool:
         proc = await asyncio.create_subprocess_exec(
             self.docker,
@@ -211,11 +227,20 @@ class DockerKubelet:
         for i, (container, args) in enumerate(zip(containers, run_args, strict=True)):
             cname = _docker_name(name, container["name"], i)
             await self._docker("rm", "-f", cname, check=False)
+            self.container_names[(name, container["name"])] = cname
+            try:
+                args = await self._docker_run(cname, args)
+            except RuntimeError as e:
+                # As a kubelet whose runtime refuses the container: the pod waits with
+                # the runtime's error (a real kubelet then retries with back-off).
+                message = str(e)
+                self._event(pod, "Failed", f"Error: {message}")
+                self.api.set_waiting(name, "RunContainerError", message, namespace=ns)
+                await self._kill(key)
+                return
             if i == 0:
                 self.docker_args[name] = args
-            self.container_names[(name, container["name"])] = cname
             self.container_args[(name, container["name"])] = args
-            await self._docker("run", "-d", "--name", cname, "--label", LABEL, *args)
             self.containers[key].append(cname)
             if self.api.get_pod(name, ns) is None:  # deleted while we started it
                 await self._kill(key)
