@@ -364,7 +364,7 @@ class BuildManager(LoggingConfigurable):
             resolved.repo,
             resolved.resolved_ref,
             self.builder.fingerprint(),
-            credentialed=getattr(resolved, "credentialed", False),
+            credentialed=resolved.credentialed,
         )
 
     async def _resolve(self, provider: str, spec: str):

@@ -121,22 +121,27 @@ def test_the_local_builder_pushes_with_the_registry_checkers_config(tmp_path):
         "c.R2DService.use_registry = True\n"
         f"c.RegistryImageChecker.docker_config_path = {str(docker_config)!r}\n"
     )
+    out = initialized(config, "print(type(app.builder).__name__, app.builder.docker_config_path)\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["LocalBuilder", str(docker_config)]
+
+
+def initialized(config, then: str) -> subprocess.CompletedProcess:
+    """A fresh Python that initializes the app from `config` (as `r2dservice -f` does),
+    then runs `then` with it as `app`."""
     script = (
         "import sys\n"
         "from r2dservice.app import R2DService\n"
         "app = R2DService()\n"
-        "app.initialize(['-f', sys.argv[1]])\n"
-        "print(type(app.builder).__name__, app.builder.docker_config_path)\n"
+        "app.initialize(['-f', sys.argv[1]])\n" + then
     )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script, str(config)],
-        cwd=tmp_path,
+        cwd=config.parent,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["LocalBuilder", str(docker_config)]
 
 
 @pytest.mark.parametrize(
@@ -154,20 +159,10 @@ def test_kubernetes_asyncio_is_loaded_only_by_the_kubernetes_builder(tmp_path, b
         'c.KubernetesBuilder.namespace = "builds"\n'
         'c.KubernetesBuilder.k8s_api_url = "http://127.0.0.1:9"\n'
     )
-    script = (
-        "import sys\n"
-        "from r2dservice.app import R2DService\n"
-        "app = R2DService()\n"
-        "app.initialize(['-f', sys.argv[1]])\n"
+    out = initialized(
+        config,
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes_asyncio')\n"
-        "print(type(app.builder).__name__, bool(loaded))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(config)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        "print(type(app.builder).__name__, bool(loaded))\n",
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected
