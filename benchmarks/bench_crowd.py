@@ -63,6 +63,7 @@ async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
     specs = [b.commit(f"crowd-{b.run}-{builds}-{i}", REPO_SLEEP)[1] for i in range(builds)]
     pid = b.service.proc.pid
     overflows0, cpu0, wait0 = listen_overflows(), cpu_seconds(pid), cpu_wait_seconds(pid)
+    mine0 = time.process_time()
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=900)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -80,6 +81,7 @@ async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
         t0 = time.monotonic()
         results = await asyncio.gather(*(viewer(k) for k in range(viewers)))
         took = time.monotonic() - t0
+        mine = time.process_time() - mine0
         async with http.get(b.service.url + "api/builds?limit=200") as r:
             listed = (await r.json())["builds"]
     images = {got.last.get("imageName") for got, _, _ in results if got and got.last}
@@ -97,6 +99,7 @@ async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
         "rss": peak_rss_mb(b.service.proc.pid),
         "cpu": cpu_seconds(pid) - cpu0,
         "cpu_wait": cpu_wait_seconds(pid) - wait0,
+        "load_cpu": mine,
         "overflows": listen_overflows() - overflows0,
         "errors": errors[:3],
         "took": took,
@@ -109,7 +112,7 @@ def report(name: str, r: dict) -> None:
         f"ready {r['ready']}/{r['viewers']}, first event p50 {r['first_p50'] * 1000:.0f} ms "
         f"p99 {r['first_p99'] * 1000:.0f} ms max {r['first_max'] * 1000:.0f} ms, "
         f"peak RSS {r['rss']:.0f} MB, service CPU {r['cpu']:.1f} s "
-        f"(waited {r['cpu_wait']:.1f} s for one), "
+        f"(waited {r['cpu_wait']:.1f} s for one), load generator CPU {r['load_cpu']:.1f} s, "
         f"listen overflows {r['overflows']}, wall {r['took']:.0f} s"
         + (f", errors {r['errors']}" if r["errors"] else "")
     )

@@ -45,6 +45,14 @@ def credential_env(credentials: str) -> dict[str, str]:
     }
 
 
+# repo2docker in a process group of its own, so that a stop can kill the whole group,
+# but in the service's session: Linux's autogroup scheduling gives every session an
+# equal share of the CPUs and applies nice only within one, so builds in new sessions
+# (start_new_session) would each weigh as much as the service, whatever their nice.
+# (Python 3.10 has no process_group; there a new session is the cheap way.)
+OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+
+
 class LocalBuilder(Repo2DockerBuilder):
     """Runs `repo2docker` as a subprocess, one per build, in its own process group."""
 
@@ -140,7 +148,7 @@ class LocalBuilder(Repo2DockerBuilder):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,  # --json-logs writes to stderr
             env=env,
-            start_new_session=True,  # so that a stop can kill the whole group
+            **OWN_GROUP,
             limit=MAX_LINE,
         )
         output = Repo2DockerOutput()
