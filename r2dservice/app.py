@@ -38,7 +38,6 @@ from .builds import BuildManager
 from .configfile import load_or_exit
 from .handlers import api, build, health, home, launch, metrics, oauth, openapi, pages
 from .handlers import base as base_handlers
-from .handlers.health import Shared
 from .handlers.limits import StreamLimits
 from .httpserver import HTTPServer
 from .launch import Launcher
@@ -47,6 +46,7 @@ from .naming import NamingError, split_image_name, validate_image_name
 from .providers.resolver import Resolver, provider_classes
 from .records import MemoryHistory, Records
 from .registry import LocalImageChecker, RegistryError, RegistryImageChecker
+from .sharedcheck import Shared
 from .sharedlimits import SharedLimits
 from .spec import redact
 from .store import BuildStore, StoreError

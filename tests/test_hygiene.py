@@ -211,7 +211,7 @@ def test_stream_limits_count_per_user():
 
 @pytest.mark.asyncio
 async def test_shared_check_is_reused_and_shared_but_failures_are_not_kept():
-    from r2dservice.handlers.health import Shared
+    from r2dservice.sharedcheck import Shared
 
     now = [0.0]
     calls = []
