@@ -4,10 +4,12 @@ viewers of one new build (issue 12's load figures).
 
 Reported: builds started (exactly one per image), viewers reaching `ready`, the time
 from a viewer's request to its first event (p50, p99, max), the service's peak RSS and
-CPU seconds, and the kernel's listen-queue overflows during the run (a viewer whose SYN
-was dropped waits a second or more before its retry).
+CPU seconds (and how long it waited for a CPU), the load generator's CPU seconds, and
+the kernel's listen-queue overflows during the run (a viewer whose SYN was dropped
+waits a second or more before its retry).
 
     bash benchmarks/run.sh crowd                # both scenarios
+    bash benchmarks/run.sh crowd --busy         # builds whose step keeps two CPUs busy
     python -m benchmarks.bench_crowd --viewers 500 --builds 5
 
 `--compare REV` runs the same scenarios on a checkout of REV first, side by side.
@@ -30,6 +32,12 @@ from benchmarks.bench_local import Bench, checkout, pct, peak_rss_mb
 from tests.support.sse import read_events
 
 REPO_SLEEP = "FROM {base}\nRUN echo {marker} && sleep 8\n"
+# --busy: the build step keeps two CPUs busy for 8 s instead of sleeping.
+REPO_BUSY = (
+    "FROM {base}\nRUN echo {marker} && "
+    "(timeout 8 sh -c 'while :; do :; done' & timeout 8 sh -c 'while :; do :; done'; wait)"
+    " || true\n"
+)
 
 
 def listen_overflows() -> int:
@@ -57,10 +65,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def crowd(b: Bench, viewers: int, builds: int, spread: float) -> dict:
+async def crowd(b: Bench, viewers: int, builds: int, spread: float, repo: str) -> dict:
     # A repository per build and per scenario: a ref another scenario resolved may still
     # be cached, and its image would be found instead of building the new commit.
-    specs = [b.commit(f"crowd-{b.run}-{builds}-{i}", REPO_SLEEP)[1] for i in range(builds)]
+    specs = [b.commit(f"crowd-{b.run}-{builds}-{i}", repo)[1] for i in range(builds)]
     pid = b.service.proc.pid
     overflows0, cpu0, wait0 = listen_overflows(), cpu_seconds(pid), cpu_wait_seconds(pid)
     mine0 = time.process_time()
@@ -130,11 +138,13 @@ async def main(args) -> int:
             work.mkdir()
             b = Bench(work, source=source)
             try:
-                results[name].append(await crowd(b, args.viewers, args.builds, args.spread))
-                results[name].append(await crowd(b, args.viewers, 1, args.spread))
+                repo = REPO_BUSY if args.busy else REPO_SLEEP
+                results[name].append(await crowd(b, args.viewers, args.builds, args.spread, repo))
+                results[name].append(await crowd(b, args.viewers, 1, args.spread, repo))
             finally:
                 b.close()
-    print(f"\ncrowds arriving over {args.spread:g} s (one service process, local builder)")
+    kind = "builds that keep two CPUs busy" if args.busy else "builds that sleep"
+    print(f"\ncrowds arriving over {args.spread:g} s (one service process, local builder, {kind})")
     for name, rs in results.items():
         for r in rs:
             report(name, r)
@@ -157,5 +167,8 @@ if __name__ == "__main__":
     p.add_argument("--viewers", type=int, default=2000)
     p.add_argument("--builds", type=int, default=20)
     p.add_argument("--spread", type=float, default=2.0, help="seconds over which viewers arrive")
+    p.add_argument(
+        "--busy", action="store_true", help="builds whose step keeps two CPUs busy, not asleep"
+    )
     p.add_argument("--compare", help="a git revision to run first, side by side")
     sys.exit(asyncio.run(main(p.parse_args())))
