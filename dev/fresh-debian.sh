@@ -23,7 +23,8 @@
 #      same powers piece by piece (see below);
 #   4. inside it, as the README says: `bash dev/run.sh` in the background until
 #      http://127.0.0.1:8000/services/binder/health answers 200 (or 15 minutes pass), then
-#      stops it; then `bash dev/test.sh` (the whole suite unless arguments say otherwise);
+#      `dev/check-demo.py` (alice builds and launches the demo notebook through the hub),
+#      then stops it; then `bash dev/test.sh` (the whole suite unless arguments say otherwise);
 #   5. removes the container and its volume (also on failure or Ctrl-C), prints the
 #      timings and pytest's summary line, and exits non-zero when either command failed.
 #
@@ -136,8 +137,18 @@ while [ $((SECONDS - T0)) -lt "$RUN_TIMEOUT" ]; do
     sleep 3
 done
 RUN_TOOK=$((SECONDS - T0))
+launched=""
 if [ -n "$up" ]; then
     say "dev/run.sh: the hub answers 200 on $HEALTH_URL after ${RUN_TOOK}s"
+    # What the banner tells a newcomer to try: alice builds and launches the notebook
+    # repository through the hub, and its server answers.
+    T_LAUNCH=$SECONDS
+    if timeout 900 python3 dev/check-demo.py; then
+        launched=1
+        say "dev/check-demo.py: built, launched and opened in $((SECONDS - T_LAUNCH))s"
+    else
+        say "FAILED: dev/check-demo.py could not build and launch the demo notebook"
+    fi
 else
     say "FAILED: dev/run.sh did not bring up $HEALTH_URL within ${RUN_TOOK}s (limit ${RUN_TIMEOUT}s)"
 fi
@@ -164,6 +175,7 @@ if [ -n "$(group)" ]; then
 fi
 wait "$RUN_PGID" 2>/dev/null
 [ -n "$up" ] || exit 10
+[ -n "$launched" ] || exit 11
 say "dev/run.sh stopped ($((SECONDS - T_STOP))s after SIGTERM)"
 [ -z "$RUN_ONLY" ] || exit 0
 
@@ -265,7 +277,7 @@ docker exec -e R2DSERVICE_TEST_TIMEOUT="$TEST_TIMEOUT" "$NAME" \
 T_END=$SECONDS
 
 summary=""
-if [ -z "$run_only" ] && [ "$rc" != 10 ]; then
+if [ -z "$run_only" ] && [ "$rc" != 10 ] && [ "$rc" != 11 ]; then
     summary=$(docker exec "$NAME" sh -c 'tail -n 200 /root/test.log 2>/dev/null' |
         grep -E '^=+ .*[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s' | tail -n1 || true)
 fi
@@ -278,6 +290,7 @@ case "$rc" in
            log "PASSED: dev/run.sh brought up a healthy hub and dev/test.sh $* passed on fresh Debian 12 ($COMMIT)"
        fi ;;
     10) log "FAILED: dev/run.sh did not bring up a healthy hub on fresh Debian 12 ($COMMIT)" ;;
+    11) log "FAILED: the demo hub of dev/run.sh did not build and launch its notebook on fresh Debian 12 ($COMMIT)" ;;
     *) log "FAILED: dev/test.sh exited $rc on fresh Debian 12 ($COMMIT)" ;;
 esac
 exit "$rc"

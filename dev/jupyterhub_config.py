@@ -48,9 +48,22 @@ c.ConfigurableHTTPProxy.pid_file = str(STATE / "proxy.pid")
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{}".format(
     os.environ.get("R2D_PROXY_API_PORT", "8001")
 )
-# After login, people land on r2dservice's page, not on a notebook server
-# (this demo hub has no spawner that could start the built images).
+# After login, people land on r2dservice's page, not on a notebook server.
 c.JupyterHub.default_url = f"/services/{SERVICE}/"
+
+# Launch (dev/run.sh sets R2D_DEMO_HUB_CONNECT_IP, the Docker bridge's gateway): users'
+# servers are containers of the images r2dservice builds (r2dservice's DockerSpawner),
+# named after their repository, and they reach the hub at that address, where it
+# listens instead of 127.0.0.1. Without it the demo has no servers: images only.
+CONNECT_IP = os.environ.get("R2D_DEMO_HUB_CONNECT_IP")
+if CONNECT_IP:
+    c.JupyterHub.spawner_class = "r2dservice.spawners.docker.R2DDockerSpawner"
+    c.JupyterHub.hub_ip = CONNECT_IP
+    c.JupyterHub.hub_connect_ip = CONNECT_IP
+    c.JupyterHub.allow_named_servers = True
+    c.DockerSpawner.remove = True
+    c.DockerSpawner.pull_policy = "never"  # the images are in the local engine already
+    c.DockerSpawner.prefix = "r2d-demo"
 
 # Demo users: alice may build, bob may use the service but not start builds, admin
 # administers it (and the hub). One shared password for alice and bob, another one
@@ -133,7 +146,13 @@ c.JupyterHub.services = [
         # builds need (the docker CLI wants HOME; repo2docker_config.py reads R2D_BASE_IMAGE).
         "environment": {
             k: os.environ[k]
-            for k in ("HOME", "R2D_BASE_IMAGE", "DOCKER_HOST", "DOCKER_CONFIG")
+            for k in (
+                "HOME",
+                "R2D_BASE_IMAGE",
+                "DOCKER_HOST",
+                "DOCKER_CONFIG",
+                "R2D_DEMO_HUB_CONNECT_IP",  # r2dservice_config.py: launch on or off
+            )
             if k in os.environ
         },
         # The OAuth tokens browsers get after logging in to r2dservice may carry these

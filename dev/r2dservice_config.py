@@ -20,6 +20,6 @@ c.BuildManager.concurrent_build_limit = 2
 # The demo's repositories are served by a git daemon on 127.0.0.1, which git URLs may
 # not name by default (c.GitRepoProvider.allow_loopback: the service's own machine).
 c.GitRepoProvider.allow_loopback = True
-# The demo hub's spawner cannot run the built images (it has no R2DDockerSpawner and the
-# offline base image has no jupyterhub-singleuser): build only. docs/launch.md turns it on.
-c.Launcher.enabled = False
+# Launch where the demo hub starts the built images in users' servers (dev/run.sh found
+# the Docker bridge); otherwise images only. See docs/launch.md.
+c.Launcher.enabled = bool(os.environ.get("R2D_DEMO_HUB_CONNECT_IP"))

@@ -70,6 +70,44 @@ if [ ! -d "$REPOS/demo/.git" ]; then
     git -C "$REPOS/demo" add Dockerfile
     git -C "$REPOS/demo" -c user.name=r2dservice -c user.email=demo@localhost commit -q -m "demo repository"
 fi
+# Launch: users' servers are containers of the images built (R2DDockerSpawner), and they
+# reach the hub at the Docker bridge's gateway. Without one, the demo builds images only.
+R2D_DEMO_HUB_CONNECT_IP=$(docker network inspect bridge 2>/dev/null | "$PY" -c '
+import ipaddress, json, sys
+for config in json.load(sys.stdin)[0]["IPAM"]["Config"] or []:
+    if config.get("Gateway"):
+        print(config["Gateway"]); break
+    if config.get("Subnet") and ":" not in config["Subnet"]:  # Debian 12 docker.io: no Gateway
+        print(next(ipaddress.ip_network(config["Subnet"]).hosts())); break
+' 2>/dev/null || true)
+export R2D_DEMO_HUB_CONNECT_IP
+# A repository whose image runs a notebook server: JupyterHub's singleuser server (the
+# hub's version) from PyPI on the local base image. Its first build takes a few minutes.
+if [ -n "$R2D_DEMO_HUB_CONNECT_IP" ] && [ ! -d "$REPOS/notebook/.git" ]; then
+    mkdir -p "$REPOS/notebook"
+    # pip inside the build trusts what pip trusts here
+    cp "${R2D_TEST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" "$REPOS/notebook/ca-bundle.crt"
+    JUPYTERHUB_VERSION=$("$PY" -c 'import jupyterhub; print(jupyterhub.__version__)')
+    cat >"$REPOS/notebook/Dockerfile" <<DOCKERFILE
+FROM $R2D_BASE_IMAGE
+COPY ca-bundle.crt /etc/r2d-demo-ca-bundle.crt
+ENV PIP_CERT=/etc/r2d-demo-ca-bundle.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv \\
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/venv \\
+ && /opt/venv/bin/pip install "jupyterhub==$JUPYTERHUB_VERSION" jupyter_server
+RUN useradd --create-home --uid 1000 jovyan \\
+ && echo "print('built by r2dservice')" > /home/jovyan/hello.py
+ENV PATH=/opt/venv/bin:\$PATH
+USER 1000
+WORKDIR /home/jovyan
+CMD ["jupyterhub-singleuser"]
+DOCKERFILE
+    git -C "$REPOS/notebook" init -q --initial-branch main
+    git -C "$REPOS/notebook" add Dockerfile ca-bundle.crt
+    git -C "$REPOS/notebook" -c user.name=r2dservice -c user.email=demo@localhost commit -q -m "notebook repository"
+fi
 GIT_PIDFILE=$HUB_STATE/git-daemon.pid
 if [ -s "$GIT_PIDFILE" ] && kill -0 "$(cat "$GIT_PIDFILE")" 2>/dev/null &&
     grep -q git-daemon "/proc/$(cat "$GIT_PIDFILE")/cmdline" 2>/dev/null; then
@@ -79,7 +117,14 @@ fi
 git daemon --reuseaddr --export-all --base-path="$REPOS" --listen=127.0.0.1 --port="$GIT_PORT" \
     --pid-file="$GIT_PIDFILE" 2>>"$HUB_STATE/git-daemon.log" &
 GIT_PID=$!
-trap 'kill "$GIT_PID" 2>/dev/null || true' EXIT
+# `git daemon` runs git-daemon as its child, whose own pid is in the pid file; started
+# with & by a script, both ignore Ctrl-C's SIGINT: stop them on the way out.
+stop_git_daemon() {
+    kill "$GIT_PID" 2>/dev/null || true
+    [ -s "$GIT_PIDFILE" ] && kill "$(cat "$GIT_PIDFILE")" 2>/dev/null || true
+}
+trap stop_git_daemon EXIT
+trap 'exit 130' INT TERM
 
 URL="http://127.0.0.1:$R2D_HUB_PORT/services/$R2D_SERVICE_NAME/"
 cat >&2 <<EOF
@@ -92,6 +137,12 @@ cat >&2 <<EOF
    admin  (sees and cancels every build)       password: $R2D_DEMO_ADMIN_PASSWORD
  Then build the demo repository (served by git daemon on 127.0.0.1:$GIT_PORT):
    git/git%3A%2F%2F127.0.0.1%3A$GIT_PORT%2Fdemo/main
+$(if [ -n "$R2D_DEMO_HUB_CONNECT_IP" ]; then
+    printf ' Build and launch a notebook server (as alice; the first build takes minutes):\n'
+    printf '   git/git%%3A%%2F%%2F127.0.0.1%%3A%s%%2Fnotebook/main  -> "Build and launch"\n' "$GIT_PORT"
+else
+    printf ' (No Docker bridge gateway found: images only, no launch.)\n'
+fi)
  From a script, with a token from http://127.0.0.1:$R2D_HUB_PORT/hub/token :
    curl -N -H "Authorization: Bearer <token>" \\
      '${URL}build/git/git%3A%2F%2F127.0.0.1%3A$GIT_PORT%2Fdemo/main?build_only=true'
