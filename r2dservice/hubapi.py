@@ -57,9 +57,12 @@ class HubAPI:
             **kw,
         )
 
-    async def call(self, method: str, path: str, body=None, accept: str = "") -> tuple[int, dict]:
-        """(status, JSON body) of a call the hub answered with 2xx; HubAPIError otherwise."""
-        req = self._request(method, path, body)
+    async def call(
+        self, method: str, path: str, body=None, accept: str = "", timeout: float = 0
+    ) -> tuple[int, dict]:
+        """(status, JSON body) of a call the hub answered with 2xx; HubAPIError otherwise.
+        `timeout`: this call's own limit (0: the client's)."""
+        req = self._request(method, path, body, request_timeout=timeout or self.timeout)
         if accept:
             req.headers["Accept"] = accept
         try:
@@ -104,13 +107,21 @@ class HubAPI:
     async def user(self, name: str) -> dict:
         return (await self.call("GET", f"users/{quote(name, safe='')}"))[1]
 
-    async def start(self, user: str, server: str, user_options: dict) -> int:
+    # The hub answers a start or a stop when it is done, or after its own
+    # c.JupyterHub.tornado_settings slow_spawn_timeout / slow_stop_timeout (10 s by
+    # default) with 202: a limit of 10 s for the call itself gave up just as the hub
+    # answered, and a server slower than that to start was "JupyterHub does not answer".
+    async def start(self, user: str, server: str, user_options: dict, timeout: float) -> int:
         """201: running; 202: starting (the body is the user_options, which both
-        JupyterHub 5 and 6 read)."""
-        return (await self.call("POST", server_path(user, server), user_options))[0]
+        JupyterHub 5 and 6 read). `timeout`: how long the hub may take to answer."""
+        status, _ = await self.call(
+            "POST", server_path(user, server), user_options, timeout=timeout
+        )
+        return status
 
-    async def stop(self, user: str, server: str) -> int:
-        return (await self.call("DELETE", server_path(user, server)))[0]
+    async def stop(self, user: str, server: str, timeout: float) -> int:
+        status, _ = await self.call("DELETE", server_path(user, server), timeout=timeout)
+        return status
 
     async def progress(self, user: str, server: str, timeout: float) -> AsyncIterator[dict]:
         """The hub's spawn progress events, to the last one ("ready" or "failed")."""

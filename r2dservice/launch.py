@@ -295,10 +295,21 @@ class Launcher(LoggingConfigurable):
         await self._check_quota(user, name, repo, requested)
         if running is not None:
             await self._stop(hub, user, name)
-        await hub.start(user, name, {"repo": repo})
+        try:
+            await hub.start(user, name, {"repo": repo}, timeout=self.start_timeout)
+        except HubAPIError as e:
+            if e.status < 500 or e.status == 503:  # refused, or no answer: as it is
+                raise
+            # The spawner failed, and the hub keeps its reason for its log.
+            raise LaunchError(
+                502,
+                f"JupyterHub could not start {_describe(name).lower()} on {repo} "
+                f"({e.message}). The hub's log says why; the image must be able to run "
+                "a notebook server (jupyterhub-singleuser).",
+            ) from None
 
     async def _stop(self, hub, user, name) -> None:
-        await hub.stop(user, name)
+        await hub.stop(user, name, timeout=self.start_timeout)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if name not in ((await hub.user(user)).get("servers") or {}):

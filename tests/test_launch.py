@@ -25,13 +25,16 @@ from r2dservice.events import KEEPALIVE
 from r2dservice.handlers.sse import with_keepalives
 from r2dservice.hubapi import HubAPIError
 from r2dservice.launch import LaunchError, launch_path, launch_spec, may_launch, server_name_for
+from tests.fakes.gitserver import make_repo
 from tests.support.browser import BROWSER_ARGS
 from tests.support.hub import ACCESS_SCOPE, BUILD_SCOPE, request
 from tests.support.spawnerhub import (
     SpawnerHub,
     cleanup_docker,
+    git_spec,
     hub_venv,
     jupyterhub_version,
+    singleuser_dockerfile,
     singleuser_repo,
 )
 from tests.support.sse import read_events
@@ -565,6 +568,75 @@ async def test_jupyterhub5_launch_through_the_api_and_the_stream(
             "POST", hub.url(build["links"]["launch"]), {}, auth(token), timeout=60
         )
         assert status == 200 and launched["reused"], launched
+        await stop_all(hub, "alice", token)
+    finally:
+        hub.stop()
+        cleanup_docker(rid, f"{infra['registry']}/r2dtest-{rid}-")
+
+
+# ------------------------------------------------------------------ a hub's own pace
+async def test_a_slow_server_launches_and_a_broken_image_says_why(
+    infra, run_id, tmp_path_factory, git_server
+):
+    """The hub answers a start when the server is up, or after its slow_spawn_timeout
+    (10 s by default) with 202. The start call used to have the 10 s limit of every hub
+    call, so a server slower than that failed as "JupyterHub does not answer" while the
+    hub was about to answer. Here every other call keeps a 2 s limit, the hub has its
+    default slow_spawn_timeout, and the server takes 5 s to come up."""
+    import jupyterhub
+
+    rid = f"{run_id}-slowstart"
+    config = SERVICE_CONFIG.format(
+        registry=infra["registry"], run_id=rid, r2d_config=infra["r2d_config"]
+    )
+    hub = SpawnerHub(
+        str(tmp_path_factory.mktemp("slowstarthub")),
+        config + "c.Launcher.hub_timeout = 2\n",
+        run_id=rid,
+        spawner_config=SPAWNER_CONFIG + "c.JupyterHub.tornado_settings = {}  # the defaults\n",
+    ).start()
+    try:
+        dockerfile = singleuser_dockerfile(infra["base_image"], jupyterhub.__version__, rid)
+        slow = 'CMD ["sh", "-c", "sleep 5 && exec jupyterhub-singleuser"]'
+        assert 'CMD ["jupyterhub-singleuser"]' in dockerfile
+        ca = os.environ.get("R2D_TEST_CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
+        with open(ca, "rb") as f:
+            bundle = f.read()
+        make_repo(
+            git_server.root / "slowstart",
+            {
+                "Dockerfile": dockerfile.replace('CMD ["jupyterhub-singleuser"]', slow),
+                "ca-bundle.crt": bundle,
+            },
+        )
+        spec = git_spec(git_server, "slowstart")
+        token = hub.token_for("alice")[0]
+        build = await built(hub, token, spec)
+        started = time.monotonic()
+        status, launched = request(
+            "POST", hub.url(build["links"]["launch"]), {}, auth(token), timeout=120
+        )
+        assert status in (200, 202), launched
+        assert time.monotonic() - started >= 2  # longer than any other hub call may take
+        name = launched["server_name"]
+        await server_ready(hub, "alice", name, token)
+        status, body = request("GET", hub.url(f"user/alice/{name}/api"), timeout=30)
+        assert status == 200 and "version" in body, (status, body)
+        await stop_all(hub, "alice", token)
+
+        # An image with no notebook server: the hub's spawner fails at once, and the
+        # hub keeps why for its log. The caller hears what to look at, not a bare 500.
+        make_repo(
+            git_server.root / "noserver",
+            {"Dockerfile": f"FROM {infra['base_image']}\nRUN echo {rid}\n"},
+        )
+        build = await built(hub, token, git_spec(git_server, "noserver"))
+        status, refused = request(
+            "POST", hub.url(build["links"]["launch"]), {}, auth(token), timeout=120
+        )
+        assert status == 502, refused
+        assert "could not start" in refused["message"], refused
+        assert "jupyterhub-singleuser" in refused["message"], refused
         await stop_all(hub, "alice", token)
     finally:
         hub.stop()
