@@ -33,6 +33,12 @@ def server_path(user: str, server: str) -> str:
     return f"{base}/servers/{quote(server, safe='')}" if server else f"{base}/server"
 
 
+def said_by_hub(message: str) -> str:
+    """The hub's error message for a person, named as the hub's once (the service's
+    own "JupyterHub does not answer" already says whose it is)."""
+    return message if message.startswith("JupyterHub") else f"JupyterHub: {message}"
+
+
 class HubAPI:
     """A few calls of the hub's API, with one user's token."""
 

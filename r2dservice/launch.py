@@ -26,7 +26,7 @@ from traitlets import Any, Bool, CaselessStrEnum, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import repoquota
-from .hubapi import HubAPI, HubAPIError, server_path
+from .hubapi import HubAPI, HubAPIError, said_by_hub, server_path
 from .spec import SpecError, parse_spec
 
 NAMED_SERVERS_OFF = "Named servers are not enabled"
@@ -345,7 +345,7 @@ class Launcher(LoggingConfigurable):
             return LaunchError(
                 409, f"{e.message} Stop or delete one on the hub's home page, then launch again."
             )
-        return LaunchError(e.status if e.status >= 400 else 502, f"JupyterHub: {e.message}")
+        return LaunchError(e.status if e.status >= 400 else 502, said_by_hub(e.message))
 
     async def follow(self, token: str, launched: Launched):
         """The hub's progress of a starting server, as (progress, message) pairs, until it

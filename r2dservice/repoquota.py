@@ -12,7 +12,7 @@ read:servers: the caller's token sees only the caller's.
 
 from __future__ import annotations
 
-from .hubapi import HubAPI, HubAPIError
+from .hubapi import HubAPI, HubAPIError, said_by_hub
 from .spec import SpecError, parse_spec
 
 MISSING_SCOPES = (
@@ -97,7 +97,7 @@ async def check(hub: HubAPI, repo: str, quota: int, *, skip: tuple[str, str] | N
     except HubAPIError as e:
         if e.status == 403:
             raise QuotaUnknown(500, MISSING_SCOPES.format(e.message)) from None
-        raise QuotaUnknown(503, f"JupyterHub: {e.message}") from None
+        raise QuotaUnknown(503, said_by_hub(e.message)) from None
     if any("servers" not in u for u in users):
         # listed, but without servers: the token lacks read:servers
         raise QuotaUnknown(500, MISSING_SCOPES.format("no servers in the users' models"))

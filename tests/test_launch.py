@@ -23,7 +23,7 @@ from r2dservice.builders.base import make_build_request
 from r2dservice.builds import Build
 from r2dservice.events import KEEPALIVE
 from r2dservice.handlers.sse import with_keepalives
-from r2dservice.hubapi import HubAPIError
+from r2dservice.hubapi import HubAPIError, said_by_hub
 from r2dservice.launch import LaunchError, launch_path, launch_spec, may_launch, server_name_for
 from tests.fakes.gitserver import make_repo
 from tests.support.browser import BROWSER_ARGS
@@ -194,8 +194,15 @@ async def test_the_per_repo_quota_says_what_it_cannot_count():
         with pytest.raises(repoquota.QuotaUnknown) as e:
             await repoquota.check(hub, spec, 2)
         assert e.value.status == status
+        assert "JupyterHub: JupyterHub" not in e.value.message
         if status == 500:
             assert "list:users and read:servers" in e.value.message
+
+
+def test_a_hub_error_is_named_as_the_hubs_once():
+    assert said_by_hub("Internal Server Error") == "JupyterHub: Internal Server Error"
+    down = "JupyterHub does not answer (Timeout during request); try again in a moment."
+    assert said_by_hub(down) == down
 
 
 # ------------------------------------------------------------------ a real hub
