@@ -22,3 +22,25 @@ async def cancel_and_wait(*tasks: asyncio.Future | None, retry: float = 0.05) ->
     for task in tasks:
         if task is not None and not task.cancelled():
             task.exception()  # retrieved: no "exception was never retrieved" at exit
+
+
+async def within(aw, timeout: float | None):
+    """`await aw` for at most `timeout` seconds (None: no limit), else TimeoutError: as
+    asyncio.wait_for, but a cancellation of the caller always goes through.
+
+    On Python 3.10 and 3.11, wait_for swallows a cancellation that arrives as its inner
+    future finishes (CPython gh-86296): a build cancelled just as its pod's watch event
+    came in went on following a pod that nobody would ever finish. Here the caller's
+    cancel is raised whatever the inner future did; a result it had is dropped (an item
+    of an asyncio.Queue is not: a cancelled get leaves it in the queue).
+    """
+    inner = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({inner}, timeout=timeout)
+    except asyncio.CancelledError:
+        inner.cancel()
+        raise
+    if not done:
+        inner.cancel()
+        raise asyncio.TimeoutError
+    return inner.result()

@@ -4,7 +4,7 @@ hang the service's shutdown (what made test_app's SIGINT test time out now and t
 import asyncio
 import sys
 
-from r2dservice.tasks import cancel_and_wait
+from r2dservice.tasks import cancel_and_wait, within
 
 
 async def a_loop_like_ours(rounds: list):
@@ -54,3 +54,49 @@ async def test_cancel_and_wait_takes_none_finished_and_failed_tasks():
     sleeper = asyncio.create_task(asyncio.sleep(60))
     await asyncio.wait_for(cancel_and_wait(None, failed, finished, sleeper), 5)
     assert sleeper.cancelled() and failed.done() and finished.done()
+
+
+async def a_follower_like_ours(q: asyncio.Queue, wait, seen: list):
+    """A build following its pod: each watch event from a queue, with a timeout."""
+    while True:
+        try:
+            seen.append(await wait(q.get(), 10))
+        except asyncio.TimeoutError:
+            continue
+
+
+async def cancel_as_an_event_arrives(wait) -> tuple[asyncio.Task, list]:
+    q: asyncio.Queue = asyncio.Queue()
+    seen: list = []
+    task = asyncio.create_task(a_follower_like_ours(q, wait, seen))
+    await asyncio.sleep(0)  # the follower waits for an event
+    q.put_nowait("ADDED")  # the watch delivers one...
+    await asyncio.sleep(0)  # ...its get() has it
+    task.cancel()  # ...and the cancel comes in the same turn
+    done, _ = await asyncio.wait({task}, timeout=0.3)
+    return task, seen
+
+
+async def test_a_build_cancelled_as_its_pods_event_arrives_stops():
+    """What hung test_sticky_builds once: with wait_for the follower swallows the
+    cancel (on 3.10 and 3.11) and waits for its pod forever; with within() it stops."""
+    task, _ = await cancel_as_an_event_arrives(asyncio.wait_for)
+    assert task.done() == (sys.version_info >= (3, 12))
+    await cancel_and_wait(task)
+
+    task, _ = await cancel_as_an_event_arrives(within)
+    assert task.cancelled()
+
+
+async def test_within_answers_times_out_and_leaves_queued_items():
+    q: asyncio.Queue = asyncio.Queue()
+    q.put_nowait(1)
+    assert await within(q.get(), 1) == 1
+    try:
+        await within(q.get(), 0.05)
+        raise AssertionError("no TimeoutError")
+    except asyncio.TimeoutError:
+        pass
+    q.put_nowait(2)  # the timed-out get() took nothing
+    assert await within(q.get(), 1) == 2
+    assert await within(asyncio.sleep(0, "done"), None) == "done"

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from ..events import Event
+from ..tasks import within
 from .base import BuildFailed, BuildRequest, Emit
 from .buildsecrets import BuildSecrets
 from .kubeclient import api_message, request_timeout, retryable
@@ -126,6 +127,6 @@ class PodCreator:
             if left <= 0:
                 raise BuildFailed(f"The previous build pod {name} is taking too long to go away.\n")
             try:
-                await asyncio.wait_for(q.get(), min(left, 5))
+                await within(q.get(), min(left, 5))
             except asyncio.TimeoutError:
                 pass

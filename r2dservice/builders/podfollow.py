@@ -10,6 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from ..tasks import within
 from .base import BuildFailed, BuildRequest, Emit
 from .objects import is_finished, is_running, stuck_reason
 from .poddelete import PodDeleter
@@ -128,7 +129,7 @@ class PodFollower:
                         max(0.0, run.stuck_since + limits.pending_grace - time.monotonic()) + 0.01,
                     )
                 try:
-                    type_, event_pod = await asyncio.wait_for(q.get(), wait)
+                    type_, event_pod = await within(q.get(), wait)
                 except asyncio.TimeoutError:
                     if (
                         request.name not in self.watch.pods

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import aiohttp
 
+from ..tasks import within
 from .podwatch import backoff_delays, error_message
 from .repo2docker import TRUNCATED
 
@@ -107,7 +108,7 @@ class LogFollower:
             if self.finished.is_set():
                 return
             try:
-                await asyncio.wait_for(self.finished.wait(), self.eof_grace)
+                await within(self.finished.wait(), self.eof_grace)
                 return
             except asyncio.TimeoutError:
                 delays = backoff_delays(self.backoff_base, self.backoff_cap)
