@@ -70,7 +70,7 @@ from .storage.schema import (
 )
 from .storage.writequeue import WriteQueue
 from .storage.writes import write_batch
-from .tasks import cancel_and_wait
+from .tasks import cancel_and_wait, within
 
 __all__ = [
     "BATCH_OPS",
@@ -420,19 +420,9 @@ class BuildStore(LoggingConfigurable):
     async def _in_thread_within(
         self, timeout: float, pool: ThreadPoolExecutor, fn: Callable, *args
     ):
-        """_in_thread, asyncio.TimeoutError past `timeout`. Not asyncio.wait_for: on Python
-        < 3.12 it returns the result of a read that ends as its caller is cancelled, and the
-        cancellation is lost (a task stopped at shutdown would go on)."""
-        future = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-        try:
-            done, _ = await asyncio.wait({future}, timeout=timeout)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        if not done:
-            future.cancel()
-            raise asyncio.TimeoutError()
-        return future.result()
+        """_in_thread, asyncio.TimeoutError past `timeout`; a cancel always goes through
+        (tasks.within: asyncio.wait_for loses it on Python < 3.12)."""
+        return await within(asyncio.get_running_loop().run_in_executor(pool, fn, *args), timeout)
 
     async def _read(self, fn: Callable, *args):
         """Run a read in the read thread; database trouble is StoreUnavailable (and unhealthy)."""

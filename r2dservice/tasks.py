@@ -31,8 +31,8 @@ async def within(aw, timeout: float | None):
     On Python 3.10 and 3.11, wait_for swallows a cancellation that arrives as its inner
     future finishes (CPython gh-86296): a build cancelled just as its pod's watch event
     came in went on following a pod that nobody would ever finish. Here the caller's
-    cancel is raised whatever the inner future did; a result it had is dropped (an item
-    of an asyncio.Queue is not: a cancelled get leaves it in the queue).
+    cancel is raised whatever the inner future did, and a result it had is dropped.
+    On a timeout the inner future is cancelled: a Queue.get() so stopped takes no item.
     """
     inner = asyncio.ensure_future(aw)
     try:
