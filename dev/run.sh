@@ -72,14 +72,7 @@ if [ ! -d "$REPOS/demo/.git" ]; then
 fi
 # Launch: users' servers are containers of the images built (R2DDockerSpawner), and they
 # reach the hub at the Docker bridge's gateway. Without one, the demo builds images only.
-R2D_DEMO_HUB_CONNECT_IP=$(docker network inspect bridge 2>/dev/null | "$PY" -c '
-import ipaddress, json, sys
-for config in json.load(sys.stdin)[0]["IPAM"]["Config"] or []:
-    if config.get("Gateway"):
-        print(config["Gateway"]); break
-    if config.get("Subnet") and ":" not in config["Subnet"]:  # Debian 12 docker.io: no Gateway
-        print(next(ipaddress.ip_network(config["Subnet"]).hosts())); break
-' 2>/dev/null || true)
+R2D_DEMO_HUB_CONNECT_IP=$("$PY" "$REPO/dev/bridge-gateway.py" 2>/dev/null || true)
 export R2D_DEMO_HUB_CONNECT_IP
 # A repository whose image runs a notebook server: JupyterHub's singleuser server (the
 # hub's version) from PyPI on the local base image. Its first build takes a few minutes.

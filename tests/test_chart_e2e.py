@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
 import urllib.error
@@ -59,6 +57,7 @@ from tests.fakes.gitserver import GitHTTPServer, make_repo
 from tests.fakes.kubeapi import FakeKubeAPI
 from tests.fakes.kubeauth import SA_MOUNT
 from tests.fakes.kubelet import DockerKubelet, remove_leftover_containers
+from tests.support.bridge import bridge_gateway
 from tests.support.registry import AuthRegistry
 from tests.support.sse import read_events
 from tests.test_chart import CHART, NAMESPACE, RELEASE, helm, run_helm
@@ -110,35 +109,6 @@ def daemon_image(infra, helm, tmp_path_factory):
     if proc.returncode:
         pytest.fail(f"dev/daemon-image/build.sh failed:\n{proc.stderr[-3000:]}")
     return image
-
-
-def bridge_gateway() -> str:
-    """The address of the host on Docker's default bridge: what a pod with a network
-    namespace of its own reaches this machine by. The network's IPAM config names it
-    only when it was configured; an engine that chose the subnet itself (a fresh
-    Debian's) leaves Gateway out, and the bridge interface's own address is it."""
-    out = subprocess.run(
-        [
-            "docker",
-            "network",
-            "inspect",
-            "bridge",
-            "-f",
-            '{{(index .IPAM.Config 0).Gateway}} {{index .Options "com.docker.network.bridge.name"}}',
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    gateway, _, interface = out.stdout.strip().rpartition(" ")
-    return gateway.strip() or interface_ipv4(interface or "docker0")
-
-
-def interface_ipv4(name: str) -> str:
-    """An interface's IPv4 address (SIOCGIFADDR), without iproute2."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
-    return socket.inet_ntoa(packed[20:24])
 
 
 def free_port() -> int:

@@ -14,8 +14,6 @@ and images made here carry the label `r2dservice.test=spawner` (and the run id) 
 from __future__ import annotations
 
 import fcntl
-import ipaddress
-import json
 import os
 import shutil
 import subprocess
@@ -24,24 +22,12 @@ import textwrap
 from urllib.parse import quote
 
 from tests.fakes.gitserver import make_repo
+from tests.support.bridge import bridge_gateway
 from tests.support.hub import Hub
 from tests.support.service import REPO
 
 LABEL = "r2dservice.test"
 LABEL_VALUE = "spawner"
-
-
-def bridge_gateway() -> str:
-    """The address containers on Docker's default bridge reach the host at."""
-    out = subprocess.run(
-        ["docker", "network", "inspect", "bridge"], capture_output=True, text=True, check=True
-    ).stdout
-    for config in json.loads(out)[0]["IPAM"]["Config"] or []:
-        if config.get("Gateway"):
-            return config["Gateway"]
-        if config.get("Subnet") and ":" not in config["Subnet"]:
-            return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
-    raise RuntimeError("Docker's bridge network has no IPv4 gateway")
 
 
 class SpawnerHub(Hub):
