@@ -42,7 +42,10 @@ def bridge_gateway() -> str:
         raise RuntimeError(f"docker network inspect bridge: {e}") from None
     if out.returncode:
         raise RuntimeError(f"docker network inspect bridge: {out.stderr.strip()}")
-    [network] = json.loads(out.stdout)
+    try:
+        [network] = json.loads(out.stdout)
+    except ValueError:
+        raise RuntimeError(f"docker network inspect bridge: {out.stdout[:200]!r}") from None
     for config in (network.get("IPAM") or {}).get("Config") or []:
         if config.get("Gateway") and ":" not in config["Gateway"]:
             return config["Gateway"]
