@@ -1,7 +1,7 @@
 """dev/bridge-gateway.py, which the demo hub, the spawner hub and the chart's end-to-end
 registry all use to listen where containers reach the host. Run as the demo runs it, with
 a stand-in `docker` that answers `network inspect bridge` as the real one does (its JSON
-shape copied from Docker 24), and the real engine's answer compared with the bridge
+shape copied from Docker 20.10's), and the real engine's answer compared with the bridge
 interface's own address."""
 
 from __future__ import annotations
