@@ -18,6 +18,7 @@ the pruner tasks, the two thread pools, the health of the database, and the publ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -109,13 +110,10 @@ BATCH_OPS = 1000  # writes in one transaction
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> None:
-    """Until `event` is set or `timeout` is over. Not asyncio.wait_for: on Python < 3.12 it
-    can lose a cancellation that arrives as the event is set (close() would wait forever)."""
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=timeout)
-    finally:
-        waiter.cancel()
+    """Until `event` is set or `timeout` is over; a cancel always goes through (tasks.within:
+    asyncio.wait_for can lose it on Python < 3.12, and close() would wait forever)."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await within(event.wait(), timeout)
 
 
 class BuildStore(LoggingConfigurable):
